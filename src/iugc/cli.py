@@ -1,0 +1,172 @@
+"""Command-line interface: `iugc <command>` or `python -m iugc <command>`.
+
+User mistakes (a bad file, row or parameter) end with one line on stderr and exit status 2;
+anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from .errors import UserError
+
+
+def _cmd_params(args) -> int:
+    from .config import ParamsError, load_preset, validate_params
+
+    params = load_preset(args.preset)
+    for item in args.set or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ParamsError(f"--set {item!r}: expected KEY=VALUE")
+        node = params
+        *parents, leaf = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ParamsError(f"--set {item!r}: no section {part!r}")
+            node = node[part]
+        if leaf not in node:
+            raise ParamsError(f"--set {item!r}: unknown key {key!r}")
+        node[leaf] = yaml.safe_load(raw)
+    if args.set:
+        params["preset"] = params["preset"] if args.preset == params["preset"] else "custom"
+    validate_params(params, "resolved parameters")
+    text = (f"# Resolved from preset '{args.preset}' by `iugc params`; edit freely, the schema "
+            "checks it.\n" + yaml.safe_dump(params, sort_keys=False, default_flow_style=None, width=100))
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out} (preset {args.preset})", file=sys.stderr)
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from .data.validate import validate_dataset
+
+    report = validate_dataset(args.path)
+    if report.problems:
+        for line in report.problems:
+            print(line, file=sys.stderr)
+        print(f"{args.path}: {len(report.problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
+def _cmd_phantom(args) -> int:
+    from .config import load_preset
+    from .data.phantom import make_phantom
+
+    defaults = load_preset("paper")["phantom"]
+    out = make_phantom(
+        args.dst,
+        n_labeled=args.n,
+        n_unlabeled=defaults["n_unlabeled"] if args.unlabeled is None else args.unlabeled,
+        seed=args.seed,
+        size=args.size or defaults["size"],
+        standard_plane_fraction=defaults["standard_plane_fraction"],
+        frames_per_acquisition=defaults["frames_per_acquisition"],
+    )
+    print(f"wrote phantom dataset to {out}")
+    return 0
+
+
+def _cmd_convert_psfhs(args) -> int:
+    from .data.psfhs import convert_psfhs
+
+    report = convert_psfhs(args.src, args.dst)
+    for frame_id, reason in report.skipped:
+        print(f"skipped {frame_id}: {reason}", file=sys.stderr)
+    print(f"wrote {report.n_written} frames to {args.dst} ({len(report.skipped)} skipped)")
+    return 0
+
+
+def _cmd_model_summary(args) -> int:
+    from .config import load_preset
+    from .models.summary import format_summary, model_summary
+
+    params = load_preset(args.preset)
+    summary = model_summary(params, args.variant, size=args.size)
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def _cmd_stage(args) -> int:
+    from .stages import run_stage
+
+    run_stage(args.name, params_path=args.params, wildcard=args.wildcard)
+    return 0
+
+
+def _cmd_dvc_yaml(args) -> int:
+    from .workflow import write_dvc_yaml
+
+    changed = write_dvc_yaml(Path(args.out), check=args.check)
+    if args.check and changed:
+        print(f"{args.out} is out of date with the Snakefile; run `iugc dvc-yaml`", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iugc", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("params", help="write params.yaml from a preset")
+    p.add_argument("--preset", default="quick", choices=("paper", "quick", "smoke"))
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one value (dotted key)")
+    p.add_argument("--out", default="params.yaml", help="file to write, '-' for stdout")
+    p.set_defaults(func=_cmd_params)
+
+    p = sub.add_parser("validate-data", help="check a dataset and print its summary")
+    p.add_argument("path")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("phantom", help="write the built-in phantom dataset (IUGC 2025 layout)")
+    p.add_argument("dst")
+    p.add_argument("--n", type=int, default=300, help="labelled frames")
+    p.add_argument("--unlabeled", type=int, default=None, help="unlabeled frames (default: paper preset)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=None, help="frame side in pixels (default: paper preset)")
+    p.set_defaults(func=_cmd_phantom)
+
+    p = sub.add_parser("convert-psfhs", help="convert the PSFHS release to the IUGC 2025 layout")
+    p.add_argument("src", help="folder holding image_mha/ and label_mha/")
+    p.add_argument("dst")
+    p.set_defaults(func=_cmd_convert_psfhs)
+
+    p = sub.add_parser("model-summary", help="layer shapes and parameter counts of a variant")
+    p.add_argument("variant")
+    p.add_argument("--preset", default="paper", choices=("paper", "quick", "smoke"))
+    p.add_argument("--size", type=int, default=None, help="input side (default: the preset's)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_model_summary)
+
+    p = sub.add_parser("stage", help="run one stage of the study (called by Snakemake and DVC)")
+    p.add_argument("name")
+    p.add_argument("wildcard", nargs="?", default=None, help="variant or pretraining method")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=_cmd_stage)
+
+    p = sub.add_parser("dvc-yaml", help="write dvc.yaml from the Snakemake DAG")
+    p.add_argument("--out", default="dvc.yaml")
+    p.add_argument("--check", action="store_true", help="only report whether it is up to date")
+    p.set_defaults(func=_cmd_dvc_yaml)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as err:
+        print(f"iugc {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,133 @@
+"""Parameters: presets, params.yaml, schema validation and per-stage views.
+
+params.yaml is the one parameter file of the study (Snakemake's configfile and DVC's params
+file). It is a preset from ``iugc/presets`` resolved over ``paper.yaml``; every number of the
+paper lives in those files and nowhere in code.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from .errors import UserError
+
+PRESETS = ("paper", "quick", "smoke")
+BASE_PRESET = "paper"
+
+
+class ParamsError(UserError):
+    """A parameter file or value a user wrote is wrong (reported as one line, no traceback)."""
+
+
+def _read_yaml(text: str, origin: str) -> dict:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{origin}: not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{origin}: expected a mapping at the top level")
+    return data
+
+
+def deep_merge(base: Mapping, overlay: Mapping) -> dict:
+    """Return ``base`` updated recursively by ``overlay`` (mappings merge, other values replace)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in overlay.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def preset_text(name: str) -> str:
+    if name not in PRESETS:
+        raise ParamsError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return resources.files("iugc.presets").joinpath(f"{name}.yaml").read_text()
+
+
+def load_preset(name: str) -> dict:
+    """The full parameter set of a preset: paper.yaml overlaid by ``<name>.yaml``."""
+    base = _read_yaml(preset_text(BASE_PRESET), f"preset {BASE_PRESET}")
+    if name == BASE_PRESET:
+        return base
+    return deep_merge(base, _read_yaml(preset_text(name), f"preset {name}"))
+
+
+def schema() -> dict:
+    return yaml.safe_load(resources.files("iugc.presets").joinpath("params.schema.yaml").read_text())
+
+
+def validate_params(params: Mapping, origin: str = "params") -> None:
+    """Raise ParamsError naming the first offending key if ``params`` breaks the schema."""
+    import jsonschema
+
+    validator = jsonschema.Draft7Validator(schema())
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise ParamsError(f"{origin}: {where}: {err.message}")
+    _check_consistency(params, origin)
+
+
+def _check_consistency(params: Mapping, origin: str) -> None:
+    """Cross-field rules a JSON schema cannot say."""
+    source = params["data"]["source"]
+    if source != "phantom" and not params["data"].get("root"):
+        raise ParamsError(f"{origin}: data.root: required when data.source is {source!r}")
+    for name, variant in params["variants"].items():
+        if variant["pretrain"] == "mae" and variant["encoder"] != "attention_unet":
+            raise ParamsError(f"{origin}: variants.{name}: masked-AE pretraining is defined for attention_unet only")
+        if variant["pretrain"] == "moco" and variant["encoder"] == "attention_unet":
+            raise ParamsError(f"{origin}: variants.{name}: MoCo pretraining is defined for hrnet and resnet encoders")
+        if variant["adversarial"] and variant["output"] != "heatmaps":
+            raise ParamsError(f"{origin}: variants.{name}: the discriminator judges heatmaps; output must be heatmaps")
+    first, second = params["finetune"]["unfreeze_epochs"]
+    if not 0 <= first <= second:
+        raise ParamsError(f"{origin}: finetune.unfreeze_epochs: must be two increasing epochs")
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    """Read and validate a params file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ParamsError(f"{path}: cannot read ({err.strerror})") from None
+    params = _read_yaml(text, str(path))
+    validate_params(params, str(path))
+    return params
+
+
+def get(params: Mapping, dotted: str) -> Any:
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise KeyError(dotted)
+        node = node[part]
+    return node
+
+
+def select(params: Mapping, keys: Iterable[str]) -> dict:
+    """The sub-tree of ``params`` holding exactly ``keys`` (dotted), nested as in the file."""
+    out: dict = {}
+    for dotted in keys:
+        parts = dotted.split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = copy.deepcopy(get(params, dotted))
+    return out
+
+
+def params_hash(params: Mapping) -> str:
+    """Stable short hash of a (sub-)configuration; checkpoints carry it."""
+    blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

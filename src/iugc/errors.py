@@ -1,0 +1,5 @@
+"""Errors that come from a user's input, reported by the CLI as one line with a non-zero exit."""
+
+
+class UserError(Exception):
+    """Bad input a user can fix (a file, a row, a parameter). Never shown with a traceback."""
