@@ -16,7 +16,7 @@ from .errors import UserError
 
 
 def _cmd_params(args) -> int:
-    from .config import ParamsError, load_preset, validate_params
+    from .config import ParamsError, dump_params, load_preset, validate_params
 
     params = load_preset(args.preset)
     for item in args.set or []:
@@ -36,7 +36,7 @@ def _cmd_params(args) -> int:
         params["preset"] = params["preset"] if args.preset == params["preset"] else "custom"
     validate_params(params, "resolved parameters")
     text = (f"# Resolved from preset '{args.preset}' by `iugc params`; edit freely, the schema "
-            "checks it.\n" + yaml.safe_dump(params, sort_keys=False, default_flow_style=None, width=100))
+            "checks it.\n" + dump_params(params))
     if args.out == "-":
         sys.stdout.write(text)
     else:
@@ -96,13 +96,6 @@ def _cmd_model_summary(args) -> int:
     return 0
 
 
-def _cmd_stage(args) -> int:
-    from .stages import run_stage
-
-    run_stage(args.name, params_path=args.params, wildcard=args.wildcard)
-    return 0
-
-
 def _cmd_dvc_yaml(args) -> int:
     from .workflow import write_dvc_yaml
 
@@ -146,12 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=None, help="input side (default: the preset's)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_model_summary)
-
-    p = sub.add_parser("stage", help="run one stage of the study (called by Snakemake and DVC)")
-    p.add_argument("name")
-    p.add_argument("wildcard", nargs="?", default=None, help="variant or pretraining method")
-    p.add_argument("--params", default="params.yaml")
-    p.set_defaults(func=_cmd_stage)
 
     p = sub.add_parser("dvc-yaml", help="write dvc.yaml from the Snakemake DAG")
     p.add_argument("--out", default="dvc.yaml")

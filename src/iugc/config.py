@@ -68,7 +68,8 @@ def validate_params(params: Mapping, origin: str = "params") -> None:
     """Raise ParamsError naming the first offending key if ``params`` breaks the schema."""
     import jsonschema
 
-    validator = jsonschema.Draft7Validator(schema())
+    spec = schema()
+    validator = jsonschema.validators.validator_for(spec)(spec)
     errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
@@ -125,6 +126,18 @@ def select(params: Mapping, keys: Iterable[str]) -> dict:
             node = node.setdefault(part, {})
         node[parts[-1]] = copy.deepcopy(get(params, dotted))
     return out
+
+
+class _FlowListDumper(yaml.SafeDumper):
+    """Block-style mappings, flow-style lists: params files that read like the presets."""
+
+
+_FlowListDumper.add_representer(
+    list, lambda dumper, data: dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True))
+
+
+def dump_params(params: Mapping) -> str:
+    return yaml.dump(dict(params), Dumper=_FlowListDumper, sort_keys=False, width=100)
 
 
 def params_hash(params: Mapping) -> str:

@@ -1,0 +1,174 @@
+"""Standard-plane filtering: choose the frames MoCo / the masked AE pretrain on.
+
+Where the frames come from decides how standard-plane (SP) frames are recognised:
+- IUGC 2025: the ``Example*`` frames are the SP examples, exactly as in the paper (2045 frames).
+- a pool with a truth manifest (the phantom): a scikit-learn classifier on image features. A
+  reader is assumed to label a small calibration subset (``calibration_fraction`` of the pool,
+  whole acquisitions); the classifier learns from it plus the labelled training frames (all SP)
+  and decides the rest, and its precision/recall are measured on that rest.
+- no unlabeled pool (PSFHS): the training split's labelled frames, labels unused. Test frames are
+  never pretrained on.
+Every candidate also has to be readable, not blank, and not a near-duplicate (perceptual hash) of a
+frame already kept.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from .images import read_grey
+
+
+def _thumbnail(image: np.ndarray, side: int) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
+def image_features(images: list[np.ndarray], side: int) -> np.ndarray:
+    """Thumbnail pixels plus a grey-level histogram: enough to tell missing structures apart."""
+    feats = []
+    for image in images:
+        hist = np.histogram(image, bins=16, range=(0, 256))[0] / image.size
+        feats.append(np.concatenate([_thumbnail(image, side).ravel(), hist]))
+    return np.stack(feats)
+
+
+def perceptual_hash(image: np.ndarray) -> int:
+    import imagehash
+    from PIL import Image
+
+    bits = imagehash.phash(Image.fromarray(image)).hash.ravel()
+    return int("".join("1" if b else "0" for b in bits), 2)
+
+
+def drop_near_duplicates(hashes: list[int], candidates: np.ndarray, max_distance: int) -> np.ndarray:
+    """Greedy in order: a candidate within ``max_distance`` bits of a kept frame is dropped.
+
+    Returns, per frame, the index of the kept frame it duplicates, or -1 (kept / not a candidate).
+    """
+    kept = np.zeros(0, dtype=np.uint64)
+    kept_index: list[int] = []
+    duplicate_of = np.full(len(hashes), -1)
+    for i in np.flatnonzero(candidates):
+        h = np.uint64(hashes[i])
+        if kept.size:
+            distances = np.bitwise_count(np.bitwise_xor(kept, h))
+            nearest = int(np.argmin(distances))
+            if distances[nearest] <= max_distance:
+                duplicate_of[i] = kept_index[nearest]
+                continue
+        kept = np.append(kept, h)
+        kept_index.append(i)
+    return duplicate_of
+
+
+def _classify(pool: pd.DataFrame, images, train: pd.DataFrame, fp: dict, seed: int):
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupShuffleSplit
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    side = fp["classifier_features_size"]
+    truth = pool["standard_plane"].to_numpy().astype(int)
+    groups = [str(Path(r).parent) for r in pool["relpath"]]
+    splitter = GroupShuffleSplit(n_splits=1, train_size=fp["calibration_fraction"], random_state=seed)
+    calib_idx, rest_idx = next(splitter.split(np.zeros(len(pool)), truth, groups))
+    positives = [read_grey(p) for p in train["image_path"]]
+    x_calib = image_features([images[i] for i in calib_idx] + positives, side)
+    y_calib = np.concatenate([truth[calib_idx], np.ones(len(positives), dtype=int)])
+    if len(set(y_calib)) < 2:
+        raise UserError("standard-plane filter: the calibration subset holds one class only; "
+                        "raise filter.calibration_fraction")
+    model = make_pipeline(StandardScaler(), PCA(n_components=min(32, len(y_calib) - 1), random_state=seed),
+                          LogisticRegression(max_iter=2000, C=0.1))
+    model.fit(x_calib, y_calib)
+    score = np.full(len(pool), np.nan)
+    score[rest_idx] = model.predict_proba(image_features([images[i] for i in rest_idx], side))[:, 1]
+    is_sp = np.zeros(len(pool), dtype=bool)
+    is_sp[calib_idx] = truth[calib_idx] == 1          # a reader labelled these
+    is_sp[rest_idx] = score[rest_idx] >= fp["classifier_threshold"]
+    calibration = np.zeros(len(pool), dtype=bool)
+    calibration[calib_idx] = True
+
+    pred, true = is_sp[rest_idx], truth[rest_idx] == 1
+    tp = int(np.sum(pred & true))
+    metrics = {
+        "classifier_frames_scored": int(len(rest_idx)),
+        "classifier_precision": tp / max(int(pred.sum()), 1),
+        "classifier_recall": tp / max(int(true.sum()), 1),
+        "classifier_accuracy": float(np.mean(pred == true)) if len(rest_idx) else float("nan"),
+        "calibration_frames": int(len(calib_idx)),
+    }
+    return is_sp, score, calibration, metrics
+
+
+def select_pretraining_pool(unlabeled: pd.DataFrame, train: pd.DataFrame, fp: dict, seed: int):
+    """Decide, for every candidate frame, kept or dropped and why. Returns (manifest, metrics)."""
+    if len(unlabeled):
+        pool = unlabeled.reset_index(drop=True).copy()
+        strategy = ("example-frames" if pool["is_example"].any()
+                    else "classifier" if "standard_plane" in pool and pool["standard_plane"].notna().all()
+                    else None)
+        if strategy is None:
+            raise UserError("standard-plane filter: the unlabeled pool has no Example* frames and no "
+                            "truth manifest, so standard-plane frames cannot be identified")
+    else:
+        pool = pd.DataFrame({"image_path": train["image_path"], "relpath": train["filename"]})
+        strategy = "labelled-train-frames"
+
+    images, reasons = [], []
+    for path in pool["image_path"]:
+        try:
+            image = read_grey(path)
+        except UserError:
+            images.append(None)
+            reasons.append("unreadable")
+            continue
+        images.append(image)
+        reasons.append("blank" if float(image.std()) < fp["blank_std"] else "")
+    reasons = np.array(reasons, dtype=object)
+    readable = np.array([im is not None for im in images])
+
+    metrics: dict = {"strategy": strategy, "candidates": int(len(pool))}
+    pool["sp_score"] = np.nan
+    pool["calibration"] = False
+    if strategy == "example-frames":
+        is_sp = pool["is_example"].to_numpy(dtype=bool)
+        not_sp = "not an Example* standard-plane frame"
+    elif strategy == "classifier":
+        usable = readable & (reasons == "")
+        is_sp = np.zeros(len(pool), dtype=bool)
+        sub = pool[usable].reset_index(drop=True)
+        sp_sub, score, calib, m = _classify(sub, [im for im, u in zip(images, usable) if u], train, fp, seed)
+        is_sp[usable] = sp_sub
+        pool.loc[usable, "sp_score"] = score
+        pool.loc[usable, "calibration"] = calib
+        metrics.update(m)
+        not_sp = "classified non-standard-plane"
+    else:
+        is_sp = np.ones(len(pool), dtype=bool)
+        not_sp = ""
+    reasons[(reasons == "") & ~is_sp] = not_sp
+
+    hashes = [perceptual_hash(im) if im is not None else 0 for im in images]
+    duplicate_of = drop_near_duplicates(hashes, reasons == "", fp["phash_duplicate_distance"])
+    for i in np.flatnonzero(duplicate_of >= 0):
+        reasons[i] = f"near-duplicate of {pool['relpath'][duplicate_of[i]]}"
+
+    pool["kept"] = reasons == ""
+    pool["reason"] = reasons
+    counts = pd.Series([r.split(" of ")[0] for r in reasons[reasons != ""]]).value_counts()
+    metrics.update({"kept": int(pool["kept"].sum()), "dropped": {k: int(v) for k, v in counts.items()}})
+    if "standard_plane" in pool and pool["standard_plane"].notna().all():
+        truth = pool["standard_plane"].to_numpy(dtype=bool)
+        kept = pool["kept"].to_numpy()
+        metrics["pool_precision"] = float(truth[kept].mean()) if kept.any() else float("nan")
+        metrics["pool_recall"] = float(kept[truth].mean()) if truth.any() else float("nan")
+    columns = [c for c in ("image_path", "relpath", "kept", "reason", "sp_score", "calibration",
+                           "standard_plane", "kind") if c in pool]
+    return pool[columns], metrics

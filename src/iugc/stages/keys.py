@@ -1,0 +1,96 @@
+"""Which parameters each stage reads: the single source for Snakemake's snapshots, DVC's
+``params:`` lists and the view each stage is handed."""
+from __future__ import annotations
+
+from typing import Callable
+
+AUGMENT = "augment"
+
+
+def _obtain(params, _):
+    keys = ["data.source", "data.root", "data.max_labeled", "data.max_unlabeled", "seed"]
+    return keys + (["phantom"] if params["data"]["source"] == "phantom" else [])
+
+
+def _split(params, _):
+    return ["split", "seed"]
+
+
+def _filter(params, _):
+    return ["filter", "seed"]
+
+
+def pretrain_method(variant: dict) -> str | None:
+    """The pretraining job a variant needs, e.g. 'moco_hrnet', or None."""
+    if variant["pretrain"] == "none":
+        return None
+    return f"{variant['pretrain']}_{variant['encoder']}"
+
+
+def pretrain_methods(params) -> list[str]:
+    return sorted({m for v in params["variants"].values() if (m := pretrain_method(v))})
+
+
+def _pretrain(params, method):
+    kind, encoder = method.split("_", 1)
+    encoder_keys = (["encoders.attention_unet_channels"] if encoder == "attention_unet"
+                    else [f"encoders.{encoder}", "model.projection_dim", "model.projection_hidden"])
+    return [f"pretrain.{kind}", "model.image_size", AUGMENT, "seed", *encoder_keys]
+
+
+def model_keys(params, variant_name) -> list[str]:
+    """What building (not training) a variant's network reads."""
+    variant = params["variants"][variant_name]
+    encoder = variant["encoder"]
+    keys = [f"variants.{variant_name}", "model.image_size"]
+    keys.append("encoders.attention_unet_channels" if encoder == "attention_unet" else f"encoders.{encoder}")
+    if variant["output"] == "heatmaps":
+        keys += ["model.decoder_channels", "model.soft_argmax_beta"]
+    if variant["attention"]:
+        keys += ["model.cbam_reduction", "model.cbam_kernel"]
+    return keys
+
+
+def _finetune(params, variant_name):
+    from ..train.finetune import finetune_param_keys
+
+    return finetune_param_keys(params, variant_name)
+
+
+def _evaluate(params, variant_name):
+    return [*model_keys(params, variant_name), "evaluate", "seed"]
+
+
+def _ablation(params, _):
+    return ["preset", "data.source", "variants", "encoders.hrnet", "encoders.resnet"]
+
+
+def _figures(params, _):
+    return ["preset", "variants", "report", "model.heatmap_sigma", "model.image_size"]
+
+
+def _provenance(params, _):
+    # The provenance records the hash of the whole parameter set, so it reads all of it.
+    return list(params)
+
+
+_KEYS: dict[str, Callable] = {
+    "obtain": _obtain,
+    "validate": lambda params, _: [],
+    "split": _split,
+    "filter": _filter,
+    "pretrain": _pretrain,
+    "finetune": _finetune,
+    "evaluate": _evaluate,
+    "ablation": _ablation,
+    "figures": _figures,
+    "provenance": _provenance,
+}
+STAGES = tuple(_KEYS)
+
+
+def param_keys(stage: str, params: dict, wildcard: str | None = None) -> list[str]:
+    """Dotted keys of ``params`` that ``stage`` (for ``wildcard``) reads."""
+    if stage not in _KEYS:
+        raise KeyError(f"unknown stage {stage!r}")
+    return _KEYS[stage](params, wildcard)
