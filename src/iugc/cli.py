@@ -32,8 +32,6 @@ def _cmd_params(args) -> int:
         if leaf not in node:
             raise ParamsError(f"--set {item!r}: unknown key {key!r}")
         node[leaf] = yaml.safe_load(raw)
-    if args.set:
-        params["preset"] = params["preset"] if args.preset == params["preset"] else "custom"
     validate_params(params, "resolved parameters")
     text = (f"# Resolved from preset '{args.preset}' by `iugc params`; edit freely, the schema "
             "checks it.\n" + dump_params(params))
