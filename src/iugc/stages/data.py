@@ -124,14 +124,25 @@ def validate(params, *, dataset, out):
 
 
 def split(params, *, dataset, validation, out):
-    """Grouped train/val/test split by acquisition (no near-duplicates across subsets)."""
+    """Grouped train/val/test split by acquisition (no near-duplicates across subsets).
+
+    The organisers' own held-out sets, when their labels are present, stay held out: Testing
+    rows are the test subset, Validation rows join val, and Training is split into train/val.
+    """
     from ..data.splits import split_frames
 
     labels, _, _ = read_dataset(dataset)
     sp = params["split"]
-    table = split_frames(labels, test_fraction=sp["test_fraction"], val_fraction=sp["val_fraction"],
-                         seed=params["seed"], hash_size=sp["hash_size"],
-                         same_acquisition_distance=sp["same_acquisition_distance"])
+    training = labels[labels["split"] == "Training"]
+    official_test = (labels["split"] == "Testing").any()
+    table = split_frames(training, test_fraction=0.0 if official_test else sp["test_fraction"],
+                         val_fraction=sp["val_fraction"], seed=params["seed"], hash_size=sp["hash_size"],
+                         same_acquisition_distance=sp["same_acquisition_distance"],
+                         duplicate_distance=sp["duplicate_distance"])
+    held_out = labels[labels["split"] != "Training"].copy()
+    held_out["group"] = -1
+    held_out["subset"] = held_out["split"].map({"Testing": "test", "Validation": "val"})
+    table = pd.concat([table, held_out], ignore_index=True)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     table[["filename", "group", "subset"]].to_csv(out, index=False)
 

@@ -1,0 +1,117 @@
+"""Train / val / test splits that never put near-duplicate frames on both sides.
+
+Consecutive frame IDs are often frames of one acquisition (PSFHS, IUGC 2025), and some datasets
+hold the same frame twice under IDs far apart (measured on PSFHS: identical pixels at 04316 and
+04398, 04943 and 05000). A random frame split would then test on frames the model was trained
+on. Frames are therefore grouped, and whole groups are assigned to a subset:
+
+- an acquisition is a run of consecutive IDs whose neighbours look alike (perceptual-hash
+  Hamming distance at most ``same_acquisition_distance``);
+- acquisitions holding a near-duplicate pair anywhere (distance at most ``duplicate_distance``)
+  are merged into one group.
+"""
+from __future__ import annotations
+
+import re
+
+import imagehash
+import numpy as np
+import pandas as pd
+from PIL import Image
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .images import read_grey
+
+_TRAILING_NUMBER = re.compile(r"^(.*?)(\d+)$")
+
+
+def _frame_order_key(filename: str) -> tuple[str, int, str]:
+    """Sort key (prefix, trailing number or -1, name): ``03744.png`` -> ``("", 3744, ...)``."""
+    match = _TRAILING_NUMBER.match(filename.rsplit(".", 1)[0])
+    return (match[1], int(match[2]), filename) if match else (filename, -1, filename)
+
+
+def perceptual_hashes(image_paths, hash_size: int) -> np.ndarray:
+    """Bits (N, hash_size**2) of ``imagehash.phash`` of each frame, as uint8 0/1."""
+    return np.stack([
+        imagehash.phash(Image.fromarray(read_grey(path)), hash_size=hash_size).hash.ravel()
+        for path in image_paths]).astype(np.uint8)
+
+
+def hamming_distances(bits: np.ndarray) -> np.ndarray:
+    """(N, N) Hamming distances between rows of 0/1 bits, by two matrix products."""
+    ones = bits.astype(np.float32)
+    different = ones @ (1 - ones).T
+    return np.rint(different + different.T).astype(np.int64)
+
+
+def _connected(n_nodes: int, pairs_a: np.ndarray, pairs_b: np.ndarray) -> np.ndarray:
+    graph = coo_matrix((np.ones(len(pairs_a)), (pairs_a, pairs_b)), shape=(n_nodes, n_nodes))
+    return connected_components(graph, directed=False)[1]
+
+
+def acquisition_groups(labels_df: pd.DataFrame, hash_size: int, same_acquisition_distance: int,
+                       duplicate_distance: int = 4, hashes: np.ndarray | None = None) -> np.ndarray:
+    """A group number per row of ``labels_df`` (same row order), numbered in filename order.
+
+    Frames are sorted by (prefix, trailing number) of their file names; a new acquisition starts
+    where the number is not the previous one + 1 (or the prefix changes) or where the phash
+    distance to the previous frame exceeds ``same_acquisition_distance``. Acquisitions holding
+    a pair of frames within ``duplicate_distance`` of each other are then merged.
+    ``hashes`` (from ``perceptual_hashes``, rows in ``labels_df`` order) skips the hashing.
+    """
+    n = len(labels_df)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if hashes is None:
+        hashes = perceptual_hashes(labels_df["image_path"], hash_size)
+    keys = [_frame_order_key(name) for name in labels_df["filename"]]
+    order = np.array(sorted(range(n), key=keys.__getitem__))
+    keys = [keys[i] for i in order]
+    distances = hamming_distances(hashes[order])
+
+    new_acquisition = [
+        cur[0] != prev[0] or prev[1] < 0 or cur[1] != prev[1] + 1
+        or distances[k, k + 1] > same_acquisition_distance
+        for k, (prev, cur) in enumerate(zip(keys, keys[1:]))]
+    acquisition = np.concatenate([[0], np.cumsum(new_acquisition)])
+
+    a, b = np.nonzero(np.triu(distances <= duplicate_distance, 1))
+    merged = _connected(acquisition[-1] + 1, acquisition[a], acquisition[b])[acquisition]
+    groups = np.empty(n, dtype=np.int64)
+    groups[order] = pd.factorize(merged)[0]  # numbered by first frame in filename order
+    return groups
+
+
+def assign_groups(groups: np.ndarray, test_fraction: float, val_fraction: float,
+                  seed: int) -> np.ndarray:
+    """Subset name per frame: groups in a seeded random order fill test, then val, then train.
+
+    A group joins a subset when it brings that subset's frame count closer to its target, so
+    each fraction ends near its target (within about half a group).
+    """
+    group_ids, sizes = np.unique(groups, return_counts=True)
+    targets = {"test": test_fraction * len(groups), "val": val_fraction * len(groups)}
+    filled = dict.fromkeys(targets, 0)
+    subset_of_group = {}
+    for index in np.random.default_rng(seed).permutation(len(group_ids)):
+        subset = next((name for name in targets
+                       if filled[name] + sizes[index] / 2 < targets[name]), "train")
+        if subset != "train":
+            filled[subset] += sizes[index]
+        subset_of_group[group_ids[index]] = subset
+    return np.array([subset_of_group[g] for g in groups], dtype=object)
+
+
+def split_frames(labels_df: pd.DataFrame, test_fraction: float, val_fraction: float, seed: int,
+                 hash_size: int, same_acquisition_distance: int, duplicate_distance: int = 4,
+                 hashes: np.ndarray | None = None) -> pd.DataFrame:
+    """``labels_df`` with ``group`` (see ``acquisition_groups``) and ``subset`` (train, val,
+    test) columns; whole groups go to one subset, deterministically for a given seed."""
+    groups = acquisition_groups(labels_df, hash_size, same_acquisition_distance,
+                                duplicate_distance, hashes)
+    out = labels_df.copy()
+    out["group"] = groups
+    out["subset"] = assign_groups(groups, test_fraction, val_fraction, seed)
+    return out

@@ -1,0 +1,120 @@
+"""Grouped train/val/test splits: no near-duplicate frames on both sides, fractions near target."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dataset_builders import write_dataset
+from iugc.config import load_preset
+from iugc.data.labels import load_labels
+from iugc.data.splits import (acquisition_groups, assign_groups, hamming_distances,
+                              perceptual_hashes, split_frames)
+
+SPLIT = load_preset("paper")["split"]
+SEED = load_preset("paper")["seed"]
+# Independent near-copy check: a finer hash (256 bits) than the one the split uses. Pairs this
+# close differ by about 2 grey levels on average (measured on psfhs_aop thumbnails).
+FINE_HASH_SIZE, FINE_NEAR_COPY = 16, 10
+
+
+@pytest.fixture(scope="module")
+def real(psfhs_root):
+    """Labels of psfhs_aop with their perceptual hashes, computed once for this module."""
+    labels = load_labels(psfhs_root)
+    hashes = perceptual_hashes(labels["image_path"], SPLIT["hash_size"])
+    fine = hamming_distances(perceptual_hashes(labels["image_path"], FINE_HASH_SIZE))
+    return labels, hashes, fine
+
+
+def _split(real, seed):
+    labels, hashes, _ = real
+    return split_frames(labels, SPLIT["test_fraction"], SPLIT["val_fraction"], seed,
+                        SPLIT["hash_size"], SPLIT["same_acquisition_distance"], hashes=hashes)
+
+
+@pytest.mark.parametrize("seed", [SEED, 1, 2])
+def test_no_near_copies_across_subsets_of_real_frames(real, seed):
+    labels, hashes, fine = real
+    split = _split(real, seed)
+    subset = split["subset"].to_numpy()
+    across = subset[:, None] != subset[None, :]
+    assert not (across & (hamming_distances(hashes) <= 4)).any()
+    assert not (across & (fine <= FINE_NEAR_COPY)).any()
+    assert (split.groupby("group")["subset"].nunique() == 1).all()  # whole groups only
+    # Known duplicates of psfhs_aop far apart in ID (identical pixels) share a subset.
+    by_name = split.set_index("filename")["subset"]
+    assert by_name["04316.png"] == by_name["04398.png"]
+    assert by_name["04943.png"] == by_name["05000.png"]
+
+
+def test_fractions_near_target_and_runs_kept_together(real):
+    split = _split(real, SEED)
+    fractions = split["subset"].value_counts(normalize=True)
+    assert fractions["test"] == pytest.approx(SPLIT["test_fraction"], abs=0.02)
+    assert fractions["val"] == pytest.approx(SPLIT["val_fraction"], abs=0.02)
+    ids = split["filename"].str.removesuffix(".png").astype(int).to_numpy()
+    subset = split["subset"].to_numpy()
+    neighbours = np.diff(ids) == 1
+    # A split of single frames would keep about 0.7^2 + 0.2^2 + 0.1^2 = 0.54 of them together.
+    assert (subset[1:] == subset[:-1])[neighbours].mean() > 0.8
+
+
+def test_deterministic_per_seed(real):
+    first, again, other = _split(real, 7), _split(real, 7), _split(real, 8)
+    pd.testing.assert_frame_equal(first, again)
+    assert (first["subset"] != other["subset"]).any()
+    assert (first["group"] == other["group"]).all()
+
+
+def _bits(rng, like=None, flips=0):
+    bits = rng.integers(0, 2, 64, dtype=np.uint8) if like is None else like.copy()
+    bits[rng.choice(64, flips, replace=False)] ^= 1
+    return bits
+
+
+def test_acquisitions_break_at_gaps_changes_and_prefixes_and_merge_duplicates():
+    rng = np.random.default_rng(0)
+    a1 = _bits(rng)
+    a5 = _bits(rng)
+    frames = {
+        "a1.png": a1, "a2.png": _bits(rng, a1, 2),
+        "a3.png": _bits(rng),                        # looks unlike a2: new acquisition
+        "a5.png": a5, "a6.png": _bits(rng, a5, 3),   # ID gap, then a look-alike neighbour
+        "a9.png": _bits(rng, a1, 1),                 # far from a1 in ID, a near-copy of it
+        "b7.png": _bits(rng, a5, 20),                # other prefix, unlike everything
+    }
+    shuffled = ["a9.png", "b7.png", "a3.png", "a1.png", "a6.png", "a2.png", "a5.png"]
+    labels = pd.DataFrame({"filename": shuffled})
+    hashes = np.stack([frames[name] for name in shuffled])
+    groups = acquisition_groups(labels, 8, same_acquisition_distance=10, duplicate_distance=4,
+                                hashes=hashes)
+    expected = {"a1.png": 0, "a2.png": 0, "a3.png": 1, "a5.png": 2, "a6.png": 2, "a9.png": 0,
+                "b7.png": 3}
+    assert list(groups) == [expected[name] for name in shuffled]
+
+
+def test_assign_groups_fills_targets_with_whole_groups():
+    groups = np.repeat(np.arange(40), np.random.default_rng(1).integers(1, 6, 40))
+    subsets = assign_groups(groups, test_fraction=0.2, val_fraction=0.1, seed=3)
+    assert set(subsets) == {"train", "val", "test"}
+    for subset, target in [("test", 0.2), ("val", 0.1)]:
+        assert abs((subsets == subset).sum() - target * len(groups)) <= 5 / 2
+    assert all(len(set(subsets[groups == g])) == 1 for g in np.unique(groups))
+
+
+def test_hamming_distances_count_differing_bits():
+    bits = np.random.default_rng(2).integers(0, 2, (5, 64), dtype=np.uint8)
+    expected = (bits[:, None, :] != bits[None, :, :]).sum(-1)
+    np.testing.assert_array_equal(hamming_distances(bits), expected)
+
+
+def test_split_frames_hashes_the_frames_itself(tmp_path):
+    """Noise frames look unlike each other; a byte copy of frame 1 joins frame 1's group."""
+    root = write_dataset(tmp_path / "ds")
+    frames = root / "Training" / "Labeled cases"
+    (frames / "00003.png").write_bytes((frames / "00001.png").read_bytes())
+    split = split_frames(load_labels(root), test_fraction=0.3, val_fraction=0.0, seed=0,
+                         hash_size=8, same_acquisition_distance=10)
+    assert list(split["group"]) == [0, 1, 0]
+    assert split["subset"][0] == split["subset"][2]
