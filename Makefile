@@ -28,8 +28,9 @@ endif
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --cores 1 --report reports/report.html
 
+# One thread per test worker: two workers on two cores beat oversubscribed torch thread pools.
 test: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/snakemake --lint

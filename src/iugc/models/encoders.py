@@ -1,0 +1,142 @@
+"""The encoders of Table 2 behind one interface.
+
+Every encoder maps (B, 1, S, S) images to one feature map (B, out_channels, S / reduction,
+S / reduction) and exposes:
+
+- ``out_channels``, ``reduction`` and ``feature_info`` (timm-style list of dicts: num_chs,
+  reduction, module) of that map;
+- ``size_divisor``: the input side must be a multiple of it;
+- ``stage_groups()``: {"shallow", "middle", "deep"} -> modules, a partition of all its
+  parameters by depth. MoCo gives each group its own learning rate (Sec. 3.2) and fine-tuning
+  unfreezes the encoder group by group.
+
+HRNet and ResNet are timm models cut at their stride-32 map; the Attention U-Net is MONAI's.
+All are built with random weights and one input channel (grey ultrasound).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import timm
+import torch
+from torch import nn
+
+from ..errors import UserError
+
+ENCODER_KINDS = ("hrnet", "resnet", "attention_unet")
+
+# Top-level children of timm's feature models, by depth; parameter-free children (activations,
+# pooling) are left out. HRNet: stem + the stride-4 bottleneck layer / the stages that add the
+# stride-8 and stride-16 branches / the stride-32 stage and the incre modules (timm's
+# feature_location="incre", which widen the branches to the 1024-channel map). ResNet: stem +
+# layer1 / layer2, layer3 / layer4.
+TIMM_STAGES = {
+    "hrnet": {
+        "shallow": ("conv1", "bn1", "conv2", "bn2", "layer1"),
+        "middle": ("transition1", "stage2", "transition2", "stage3"),
+        "deep": ("transition3", "stage4", "incre_modules"),
+    },
+    "resnet": {
+        "shallow": ("conv1", "bn1", "layer1"),
+        "middle": ("layer2", "layer3"),
+        "deep": ("layer4",),
+    },
+}
+
+
+class TimmEncoder(nn.Module):
+    """A timm backbone returning its stride-32 feature map (``features_only``, ``out_indices=(4,)``).
+
+    For HRNet that is the 1024-channel map of Sec. 2.1 (1024 x 16 x 16 at 512 px). timm's HRNet
+    also runs the incre modules of the three finer branches and discards their output, so those
+    few parameters (0.45 M of 67 M for W48) never receive a gradient.
+    """
+
+    def __init__(self, model_name: str, stages: Mapping[str, Sequence[str]]):
+        super().__init__()
+        self.body = timm.create_model(model_name, features_only=True, out_indices=(4,),
+                                      pretrained=False, in_chans=1)
+        self.feature_info = self.body.feature_info.get_dicts()
+        self.out_channels = self.feature_info[-1]["num_chs"]
+        self.reduction = self.size_divisor = self.feature_info[-1]["reduction"]
+        self._stages = {name: tuple(children) for name, children in stages.items()}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (features,) = self.body(x)
+        return features
+
+    def stage_groups(self) -> dict[str, list[nn.Module]]:
+        return {stage: [self.body.get_submodule(child) for child in children]
+                for stage, children in self._stages.items()}
+
+
+class AttentionUNetBody(nn.Module):
+    """MONAI's Attention U-Net (Oktay et al. 2018) without its final 1x1 output convolution.
+
+    MONAI's implementation is taken as is, a maintained one from the medical-imaging field, so the
+    Table 2 row is the published architecture rather than a re-derivation. The body returns the
+    full-resolution map of ``channels[0]`` features. MAE pretraining puts a 1x1 convolution to
+    one channel on top (``nn.Sequential(body, nn.Conv2d(body.out_channels, 1, 1))``, exactly
+    MONAI's output layer) and saves ``body.state_dict()``; fine-tuning puts a CoordinateHead on
+    the same body. The modules keep MONAI's names (model.0 = input block, model.1 = the recursive
+    encoder-decoder), so a full ``AttentionUnet`` state_dict loads here once its output
+    convolution (``model.2.*``) is dropped.
+    """
+
+    def __init__(self, channels: Sequence[int]):
+        from monai.networks.nets import AttentionUnet  # imported here: MONAI adds seconds to every start
+
+        super().__init__()
+        channels = list(channels)
+        unet = AttentionUnet(spatial_dims=2, in_channels=1, out_channels=1, channels=channels,
+                             strides=[2] * (len(channels) - 1))
+        self.model = unet.model[:-1]
+        self.out_channels = channels[0]
+        self.reduction = 1
+        self.size_divisor = 2 ** (len(channels) - 1)
+        self.feature_info = [dict(num_chs=channels[0], reduction=1, module="model.1")]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def stage_groups(self) -> dict[str, list[nn.Module]]:
+        """By resolution level: shallow = full resolution (input block and the top attention
+        gate, up-convolution and merge), deep = the bottom block, middle = the levels between."""
+        input_block, layer = self.model
+        levels = [[input_block]]
+        while True:
+            levels[-1] += [layer.attention, layer.upconv, layer.merge]
+            if isinstance(layer.submodule, nn.Sequential):  # (down block, next level's layer)
+                down, layer = layer.submodule
+                levels.append([down])
+            else:  # the bottom ConvBlock ends the recursion
+                levels.append([layer.submodule])
+                break
+        middle = [module for level in levels[1:-1] for module in level]
+        return {"shallow": levels[0], "middle": middle, "deep": levels[-1]}
+
+
+def build_encoder(kind: str, params: Mapping) -> nn.Module:
+    """The encoder ``kind`` (one of ENCODER_KINDS) configured by ``params["encoders"]``."""
+    encoders = params["encoders"]
+    if kind == "attention_unet":
+        return AttentionUNetBody(encoders["attention_unet_channels"])
+    if kind not in TIMM_STAGES:
+        raise UserError(f"encoder {kind!r} is not one of {', '.join(ENCODER_KINDS)}")
+    name = encoders[kind]
+    if not timm.is_model(name):
+        raise UserError(f"encoders.{kind}: {name!r} is not a timm model")
+    encoder = TimmEncoder(name, TIMM_STAGES[kind])
+    try:
+        groups = encoder.stage_groups()
+    except AttributeError:  # a child named in TIMM_STAGES is missing
+        groups = {}
+    if not partitions_parameters(encoder, groups):
+        raise UserError(f"encoders.{kind}: {name!r} does not have the layers of a {kind} model")
+    return encoder
+
+
+def partitions_parameters(module: nn.Module, groups: Mapping[str, Sequence[nn.Module]]) -> bool:
+    """Whether every parameter of ``module`` lies in exactly one of the ``groups``."""
+    grouped = [id(p) for members in groups.values() for m in members for p in m.parameters()]
+    return len(grouped) == len(set(grouped)) and set(grouped) == {id(p) for p in module.parameters()}

@@ -1,0 +1,64 @@
+"""From decoder output to landmark coordinates: the soft-argmax of Eqs. 8 and 15, and the direct
+coordinate-regression head of Table 2's "Coordinates" rows.
+
+Coordinates follow the project's pixel-centre convention: pixel index i has coordinate i
+(0-based), points are (x, y) with x along the width.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from .cbam import ConvCBAM2D
+
+
+def spatial_softmax(heatmaps: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """Eq. 15: softmax of ``beta * H`` over all pixels of each map; (B, K, H, W) -> same shape.
+
+    ``beta = 1`` is the paper's plain softmax; a larger beta sharpens it (see HeatmapCodec).
+    """
+    flat = (beta * heatmaps).flatten(start_dim=-2)
+    return torch.softmax(flat, dim=-1).view_as(heatmaps)
+
+
+def soft_argmax(heatmaps: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """Eq. 8: expected pixel position under the spatial softmax; (B, K, H, W) -> (B, K, 2) (x, y)
+    in heatmap pixels. Computed in at least float32: half precision cannot hold sub-pixel
+    positions on a 512-pixel grid (bfloat16 steps by 2 there)."""
+    probs = spatial_softmax(heatmaps.to(torch.promote_types(heatmaps.dtype, torch.float32)), beta)
+    height, width = heatmaps.shape[-2:]
+    xs = torch.arange(width, device=probs.device, dtype=probs.dtype)
+    ys = torch.arange(height, device=probs.device, dtype=probs.dtype)
+    x = (probs.sum(dim=-2) * xs).sum(dim=-1)  # marginal over rows, then its mean
+    y = (probs.sum(dim=-1) * ys).sum(dim=-1)
+    return torch.stack([x, y], dim=-1)
+
+
+class CoordinateHead(nn.Sequential):
+    """Direct coordinate regression for the "Coordinates" rows of Table 2.
+
+    The paper names the head but not its layers, so it is the smallest head that keeps the
+    variant's attention: ConvCBAM2D on the encoder map (width unchanged; CBAM only when the
+    variant has attention), global average pooling, a two-layer MLP of the same width, and a
+    sigmoid. Output: (B, K, 2) normalised coordinates in [0, 1], where 0 and 1 are the first and
+    last pixel centres; LandmarkNet scales them to pixels of the input it was given. Keeping
+    the encoder's width ties the head's cost to the encoder (1024 channels at 16 x 16 for
+    HRNet, 32 channels at full resolution for the Attention U-Net body) and adds no number to
+    the parameter files.
+    """
+
+    def __init__(self, in_channels: int, num_landmarks: int, attention: bool = True, *,
+                 cbam_reduction: int, cbam_kernel: int):
+        super().__init__(OrderedDict(
+            refine=ConvCBAM2D(in_channels, in_channels, attention,
+                              cbam_reduction=cbam_reduction, cbam_kernel=cbam_kernel),
+            pool=nn.AdaptiveAvgPool2d(1),
+            flatten=nn.Flatten(),
+            fc1=nn.Linear(in_channels, in_channels),
+            act=nn.ReLU(inplace=True),
+            fc2=nn.Linear(in_channels, num_landmarks * 2),
+            gate=nn.Sigmoid(),
+            unflatten=nn.Unflatten(1, (num_landmarks, 2)),
+        ))
