@@ -12,7 +12,7 @@ def snapshot(stage):
     """Input function: the snapshot of the params a job of ``stage`` reads."""
 
     def _snapshot(wildcards):
-        wildcard = next(iter(wildcards.values()), None)
+        wildcard = wildcards[0] if len(wildcards) else None
         return param_snapshot(config, stage, wildcard)
 
     return _snapshot
