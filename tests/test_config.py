@@ -33,7 +33,10 @@ def test_presets_change_scale_never_the_method():
     for name in ("quick", "smoke"):
         other = load_preset(name)
         assert other["variants"] == paper["variants"]
-        assert other["augment"] == paper["augment"]
+        ratio = other["model"]["image_size"] / paper["model"]["image_size"]
+        for key, value in paper["augment"].items():
+            pixels = key in ("elastic_alpha", "elastic_sigma", "alpha_affine")
+            assert other["augment"][key] == (value * ratio if pixels else value), key
         for key in ("lambda_h", "lambda_c", "lambda_adv", "lambda_e", "lr_generator", "lr_discriminator"):
             assert other["finetune"][key] == paper["finetune"][key]
         for key in ("momentum", "temperature", "lr_deep", "lr_middle", "lr_shallow", "lr_head"):

@@ -60,13 +60,15 @@ def build_landmark_model(params: Mapping, variant_name: str) -> LandmarkNet:
     if model["image_size"] % encoder.size_divisor:
         raise UserError(f"model.image_size: {model['image_size']} is not a multiple of "
                         f"{encoder.size_divisor}, which the {variant['encoder']} encoder needs")
-    cbam = dict(cbam_reduction=model["cbam_reduction"], cbam_kernel=model["cbam_kernel"])
+    # Read only what this variant uses: the stage hands the builder exactly those keys.
+    cbam = (dict(cbam_reduction=model["cbam_reduction"], cbam_kernel=model["cbam_kernel"])
+            if variant["attention"] else dict(cbam_reduction=None, cbam_kernel=None))
     if variant["output"] == "heatmaps":
         head = HeatmapDecoder(encoder.out_channels, model["decoder_channels"], len(LANDMARKS),
                               encoder.reduction, variant["attention"], **cbam)
-    else:
-        head = CoordinateHead(encoder.out_channels, len(LANDMARKS), variant["attention"], **cbam)
-    return LandmarkNet(encoder, head, variant["output"], model["soft_argmax_beta"])
+        return LandmarkNet(encoder, head, "heatmaps", model["soft_argmax_beta"])
+    head = CoordinateHead(encoder.out_channels, len(LANDMARKS), variant["attention"], **cbam)
+    return LandmarkNet(encoder, head, "coordinates")
 
 
 def load_encoder_state(model: LandmarkNet, state_dict: Mapping[str, torch.Tensor]) -> None:

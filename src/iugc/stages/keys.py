@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-AUGMENT = "augment"
-
-
 def _obtain(params, _):
     keys = ["data.source", "data.root", "data.max_labeled", "data.max_unlabeled", "seed"]
     return keys + (["phantom"] if params["data"]["source"] == "phantom" else [])
@@ -32,10 +29,10 @@ def pretrain_methods(params) -> list[str]:
 
 
 def _pretrain(params, method):
+    from ..ssl.pretrain import mae_param_keys, moco_param_keys
+
     kind, encoder = method.split("_", 1)
-    encoder_keys = (["encoders.attention_unet_channels"] if encoder == "attention_unet"
-                    else [f"encoders.{encoder}", "model.projection_dim", "model.projection_hidden"])
-    return [f"pretrain.{kind}", "model.image_size", AUGMENT, "seed", *encoder_keys]
+    return moco_param_keys(encoder) if kind == "moco" else mae_param_keys()
 
 
 def model_keys(params, variant_name) -> list[str]:

@@ -29,10 +29,11 @@ def pretrain(params, method, *, pool, out):
     paths = pd.read_csv(pool)["image_path"].tolist()
     out = _fresh(out)
     kind, encoder = method.split("_", 1)
+    options = dict(checkpoint_dir=CHECKPOINT_ROOT / method, num_workers=params["pretrain"][kind]["num_workers"])
     if kind == "moco":
-        summary = pretrain_moco(params, paths, out, encoder_kind=encoder)
+        summary = pretrain_moco(params, paths, out, encoder_kind=encoder, **options)
     else:
-        summary = pretrain_mae(params, paths, out)
+        summary = pretrain_mae(params, paths, out, **options)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
 
 
