@@ -55,7 +55,8 @@ def _finetune(params, variant_name):
 
 
 def _evaluate(params, variant_name):
-    return [*model_keys(params, variant_name), "evaluate", "seed"]
+    return [*model_keys(params, variant_name), "augment.normalize_mean", "augment.normalize_std",
+            "evaluate", "seed"]
 
 
 def _ablation(params, _):

@@ -67,12 +67,13 @@ def prediction_table(frames: pd.DataFrame, pred: np.ndarray) -> pd.DataFrame:
 
 def evaluate(params, variant, *, dataset, splits, model, out):
     """Predict the held-out test split and score it (MRE, per landmark, AoP MAE, CIs)."""
+    from ..data.augment import build_eval_transform
     from ..metrics import summarize
     from ..train.finetune import load_trained_model, predict
 
     test = labelled_subsets(dataset, splits)["test"]
     net, device = load_trained_model(params, variant, Path(model) / "model.pt")
-    pred = predict(net, test, params["model"]["image_size"], device)
+    pred = predict(net, test, params["model"]["image_size"], device, build_eval_transform(params["augment"]))
     table = prediction_table(test, pred)
     true = table[[f"{n}_{a}" for n in LANDMARKS for a in "xy"]].to_numpy(float).reshape(-1, 3, 2)
     ev = params["evaluate"]
