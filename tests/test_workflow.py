@@ -79,7 +79,7 @@ def test_slurm_profile_validates(repo_root):
 
 def _snakemake_plan(cwd) -> set[str]:
     """Jobs `snakemake -n` would run, named like DVC stages (rule-wildcard)."""
-    out = run([sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--cores", "1"], cwd).stdout
+    out = run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd).stdout
     jobs = set()
     # Parse the dry-run job listing: "rule NAME:" followed by an optional "wildcards: k=v" line.
     current = None
