@@ -17,7 +17,7 @@ from torch import nn
 
 from iugc.config import load_preset, params_hash, select
 from iugc.data.augment import build_eval_transform
-from iugc.errors import UserError
+from iugc.errors import NonFiniteLossError, UserError
 from iugc.geometry import LANDMARKS
 from iugc.metrics import mean_radial_error
 from iugc.models.encoders import build_encoder
@@ -196,7 +196,7 @@ def test_non_finite_loss_stops_with_the_epoch_and_keeps_the_checkpoint(params, f
     monkeypatch.setattr(ft, "heatmap_loss", poisoned_heatmap_loss)
     out = tmp_path / "run"
     expected = r"heatmap loss is nan at epoch 2, step 1.*after epoch 1"
-    with pytest.raises(ft.NonFiniteLossError, match=expected):
+    with pytest.raises(NonFiniteLossError, match=expected):
         run(params, frames, out)
     assert load_checkpoint(out / "checkpoint.pt", None)["epoch"] == 1
     assert not (out / "model.pt").exists()

@@ -14,16 +14,6 @@ from iugc.ssl.mae import MaskedAutoencoder, masked_mse, random_patch_mask
 from iugc.ssl.pretrain import load_pretrained_encoder, mae_param_keys, pretrain_mae
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a CPU shared with other jobs two threads wait on each other
-    (measured 5-10x slower steps here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("size, patch, ratio, hidden",
                          [(64, 16, 0.75, 12), (64, 16, 0.6, 10), (512, 16, 0.75, 768)])
 def test_mask_hides_the_right_number_of_whole_patches(size, patch, ratio, hidden):

@@ -9,20 +9,11 @@ from dataset_builders import write_frame
 from torch import nn
 
 from iugc.config import load_preset, select
+from iugc.errors import NonFiniteLossError
 from iugc.models.encoders import build_encoder
 from iugc.ssl.moco import (MoCo, ProjectionHead, info_nce, moco_learning_rates, sample_at,
                            stage_wise_param_groups, token_centres)
 from iugc.ssl.pretrain import load_pretrained_encoder, moco_param_keys, pretrain_moco
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a CPU shared with other jobs two threads wait on each other
-    (measured 5-10x slower steps here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class TinyEncoder(nn.Module):
@@ -259,3 +250,15 @@ def test_pretrain_moco_resumes_exactly(frames, tmp_path):
                for run in ("whole", "split")]
     for key in weights[0]:
         torch.testing.assert_close(weights[0][key], weights[1][key])
+
+
+def test_pretraining_stops_on_a_non_finite_loss_and_keeps_the_last_checkpoint(frames, tmp_path, monkeypatch):
+    params = smoke_params(epochs=2)
+    quiet = lambda _: None  # noqa: E731
+    pretrain_moco(params, frames, tmp_path / "out", encoder_kind="hrnet", log=quiet, stop_after=1)
+    checkpoint = (tmp_path / "out" / "checkpoint.pt").read_bytes()
+    monkeypatch.setattr(MoCo, "forward", lambda self, *args: torch.tensor(float("nan"), requires_grad=True))
+    with pytest.raises(NonFiniteLossError, match=r"moco pretraining: loss is nan at epoch 2, step \d+"):
+        pretrain_moco(params, frames, tmp_path / "out", encoder_kind="hrnet", log=quiet)
+    assert (tmp_path / "out" / "checkpoint.pt").read_bytes() == checkpoint
+    assert not (tmp_path / "out" / "encoder.pt").exists()

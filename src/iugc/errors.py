@@ -3,3 +3,8 @@
 
 class UserError(Exception):
     """Bad input a user can fix (a file, a row, a parameter). Never shown with a traceback."""
+
+
+class NonFiniteLossError(UserError):
+    """A loss became NaN or infinite: training diverged under these parameters. The last good
+    checkpoint is kept; the message names the run, epoch and step."""

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..config import params_hash, select
 from ..data.augment import apply, build_augment, reseed, to_uint8
 from ..data.images import load_for_model
-from ..errors import UserError
+from ..errors import NonFiniteLossError, UserError
 from ..models.encoders import build_encoder
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..train.runtime import (amp_enabled, autocast, choose_device, derive_seed, grad_scaler,
@@ -237,7 +237,7 @@ def _pretrain(name: str, model: nn.Module, encoder: nn.Module, optimizer: torch.
                 loss = compute_loss(batch)
             step, value = len(rows) + 1, loss.item()
             if not math.isfinite(value):
-                raise RuntimeError(f"{name} pretraining: loss is {value} at epoch {epoch + 1}, "
+                raise NonFiniteLossError(f"{name} pretraining: loss is {value} at epoch {epoch + 1}, "
                                    f"step {step}; the checkpoint of the last completed epoch, if "
                                    f"any, is in {checkpoint_path}")
             lr = optimizer.param_groups[0]["lr"]

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 from ..config import params_hash, select
 from ..data.augment import build_augment, build_eval_transform
 from ..data.dataset import LandmarkDataset
-from ..errors import UserError
+from ..errors import NonFiniteLossError, UserError
 from ..metrics import mean_radial_error
 from ..models.codec import HeatmapCodec
 from ..models.discriminator import build_discriminator
@@ -50,10 +50,6 @@ from .unfreeze import apply_unfreeze
 CHECKPOINT_FILE = "checkpoint.pt"
 MODEL_FILE = "model.pt"
 DVCLIVE_DIR = "dvclive"
-
-
-class NonFiniteLossError(UserError):
-    """The loss became NaN or infinite: training diverged under these parameters."""
 
 
 class JobLive(Live):
