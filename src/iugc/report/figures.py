@@ -41,8 +41,10 @@ def gaussian_targets(image: np.ndarray, heatmaps: np.ndarray, points: np.ndarray
 
 
 def prediction_grid(table: pd.DataFrame, read_image, title: str, path: Path, n: int) -> None:
-    """Fig. 5: held-out frames with true (circles) and predicted (crosses) landmarks, per-frame MRE."""
-    rows = table.head(n)
+    """Fig. 5: held-out frames with true (circles) and predicted (crosses) landmarks, per-frame MRE.
+
+    Frames are taken evenly across the test split: consecutive frames are near-duplicates."""
+    rows = table.iloc[np.unique(np.linspace(0, len(table) - 1, min(n, len(table))).round().astype(int))]
     cols = 5
     nrows = int(np.ceil(len(rows) / cols))
     fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols, 2.7 * nrows), squeeze=False)
