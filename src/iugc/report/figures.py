@@ -61,17 +61,21 @@ def prediction_grid(table: pd.DataFrame, read_image, title: str, path: Path, n: 
 
 
 def training_curves(histories: dict[str, pd.DataFrame], path: Path) -> None:
-    """Per-epoch training loss and validation MRE of every variant."""
-    metrics = sorted({c for h in histories.values() for c in h.columns if c not in ("step", "epoch")})
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.3), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
+    """Per-epoch training losses (Eq. 17 terms, discriminator) and validation MRE of every variant."""
+    metrics = sorted({c for h in histories.values() for c in h.columns if c.startswith(("train/", "val/"))})
+    cols = 4
+    rows = int(np.ceil(len(metrics) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.ravel()[len(metrics):]:
+        ax.axis("off")
+    for ax, metric in zip(axes.ravel(), metrics):
         for name, h in histories.items():
             if metric in h:
                 ax.plot(h["step"], h[metric], label=name, lw=1.2)
         ax.set_xlabel("epoch")
         ax.set_title(metric)
-        ax.set_yscale("log" if "loss" in metric else "linear")
-    axes[0][-1].legend(fontsize=6)
+        ax.set_yscale("log" if "loss" in metric or metric.startswith("train/") else "linear")
+    axes.ravel()[len(metrics) - 1].legend(fontsize=6)
     _save(fig, path)
 
 
