@@ -73,15 +73,16 @@ def render(table: pd.DataFrame, kind: str, caption: str) -> str:
                       f"{r['paper MRE']:.2f}", f"{r['paper AoP MAE']:.2f}"])
     if kind == "md":
         out = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(l) + " |" for l in lines]
+        out += ["| " + " | ".join(cells) + " |" for cells in lines]
         return "\n".join(out) + "\n"
-    def tex(text: str) -> str:
+
+    def tex(text: str) -> str:  # the LaTeX table uses booktabs rules
         return text.replace("%", "\\%").replace("_", "\\_")
 
     out = ["\\begin{table}[t]", "\\centering", f"\\caption{{{tex(caption)}}}",
            "\\begin{tabular}{lllll" + "r" * (len(header) - 5) + "}", "\\toprule",
            " & ".join(tex(h) for h in header) + " \\\\", "\\midrule"]
-    out += [" & ".join(tex(c) for c in l) + " \\\\" for l in lines]
+    out += [" & ".join(tex(c) for c in cells) + " \\\\" for cells in lines]
     out += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(out) + "\n"
 
