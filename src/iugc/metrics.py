@@ -38,14 +38,16 @@ def success_rates(errors, radii) -> dict[float, float]:
 
 def bootstrap_ci(values, n_samples: int = 1000, confidence: float = 0.95, seed: int = 0,
                  statistic=np.nanmean) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic`` over frames (axis 0 of ``values``)."""
+    """Percentile bootstrap interval of ``statistic`` over frames (axis 0 of ``values``).
+
+    ``statistic`` takes an ``axis`` argument (numpy reductions do): all resamples at once."""
     values = np.asarray(values, dtype=np.float64)
     n = values.shape[0]
     if n == 0:
         return (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_samples, n))
-    stats = np.array([statistic(values[i]) for i in idx])
+    stats = statistic(values[idx], axis=1)
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.nanquantile(stats, [alpha, 1.0 - alpha])
     return float(lo), float(hi)
