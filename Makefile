@@ -35,5 +35,7 @@ test: install
 lint: install
 	$(BIN)/snakemake --lint
 
+# Removes everything the study wrote (git-ignored files under the output folders).
 clean-results:
-	rm -rf data/dataset data/splits results/* reports/* .snakemake/iugc-params
+	git clean -fdX data results reports
+	rm -rf .snakemake/iugc-params
