@@ -35,7 +35,7 @@ def test_obtain_validate_split_on_the_real_frames(psfhs_root, tmp_path, monkeypa
               validation="results/validation.json", out="data/splits.csv")
     labels, unlabeled, source = read_dataset("data/dataset")
     assert len(labels) == 1082 and len(unlabeled) == 0 and source["source"] == "iugc2025"
-    assert all(path.startswith(str(psfhs_root)) for path in labels["image_path"])
+    assert all(path.startswith(str(psfhs_root.resolve())) for path in labels["image_path"])
     table = pd.read_csv("data/splits.csv")
     assert set(table["subset"]) == {"train", "val", "test"}
     assert table.groupby("group")["subset"].nunique().max() == 1       # groups never straddle

@@ -153,6 +153,6 @@ def test_study_end_to_end_snakemake_then_dvc(repo_root, tmp_path):
     assert set(metrics) == set(params["variants"])
     show = run([sys.executable, "-m", "dvc", "metrics", "show"], work).stdout
     assert "v2_moco_cbam_adv" in show
-    plots = json.loads(run([sys.executable, "-m", "dvc", "plots", "show", "--json", "--split"], work).stdout)
-    assert any("dvclive/plots/metrics" in name for name in plots), list(plots)
-    assert any(name.endswith("losses.csv") for name in plots), list(plots)
+    plots = json.loads(run([sys.executable, "-m", "dvc", "plots", "show", "--json"], work).stdout)
+    sources = json.dumps(plots["data"])
+    assert "dvclive/plots/metrics" in sources and "losses.csv" in sources, sources[:2000]
