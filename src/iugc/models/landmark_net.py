@@ -49,6 +49,19 @@ class LandmarkNet(nn.Module):
         return {"coords": out.float() * scale}  # float32 under mixed precision, as soft_argmax
 
 
+def model_param_keys(params: Mapping, variant_name: str) -> list[str]:
+    """The dotted keys ``build_landmark_model`` reads for this variant (and no others)."""
+    variant = params["variants"][variant_name]
+    encoder = variant["encoder"]
+    keys = [f"variants.{variant_name}", "model.image_size",
+            "encoders.attention_unet_channels" if encoder == "attention_unet" else f"encoders.{encoder}"]
+    if variant["output"] == "heatmaps":
+        keys += ["model.decoder_channels", "model.soft_argmax_beta"]
+    if variant["attention"]:
+        keys += ["model.cbam_reduction", "model.cbam_kernel"]
+    return keys
+
+
 def build_landmark_model(params: Mapping, variant_name: str) -> LandmarkNet:
     """The generator of variant ``params["variants"][variant_name]`` with random weights."""
     variants = params["variants"]

@@ -35,19 +35,6 @@ def _pretrain(params, method):
     return moco_param_keys(encoder) if kind == "moco" else mae_param_keys()
 
 
-def model_keys(params, variant_name) -> list[str]:
-    """What building (not training) a variant's network reads."""
-    variant = params["variants"][variant_name]
-    encoder = variant["encoder"]
-    keys = [f"variants.{variant_name}", "model.image_size"]
-    keys.append("encoders.attention_unet_channels" if encoder == "attention_unet" else f"encoders.{encoder}")
-    if variant["output"] == "heatmaps":
-        keys += ["model.decoder_channels", "model.soft_argmax_beta"]
-    if variant["attention"]:
-        keys += ["model.cbam_reduction", "model.cbam_kernel"]
-    return keys
-
-
 def _finetune(params, variant_name):
     from ..train.finetune import finetune_param_keys
 
@@ -55,7 +42,9 @@ def _finetune(params, variant_name):
 
 
 def _evaluate(params, variant_name):
-    return [*model_keys(params, variant_name), "augment.normalize_mean", "augment.normalize_std",
+    from ..models.landmark_net import model_param_keys
+
+    return [*model_param_keys(params, variant_name), "augment.normalize_mean", "augment.normalize_std",
             "evaluate", "seed"]
 
 

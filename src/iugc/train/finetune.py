@@ -39,7 +39,7 @@ from ..errors import NonFiniteLossError, UserError
 from ..metrics import mean_radial_error
 from ..models.codec import HeatmapCodec
 from ..models.discriminator import build_discriminator
-from ..models.landmark_net import LandmarkNet, build_landmark_model, load_encoder_state
+from ..models.landmark_net import LandmarkNet, build_landmark_model, load_encoder_state, model_param_keys
 from .checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from .losses import (coordinate_loss, discriminator_loss, entropy_loss, generator_adversarial_loss,
                      heatmap_loss, total_loss)
@@ -74,18 +74,13 @@ def finetune_param_keys(params: Mapping, variant_name: str) -> list[str]:
     variant alone.
     """
     variant = params["variants"][variant_name]
-    encoder = variant["encoder"]
     keys = [
-        "seed", f"variants.{variant_name}", "model.image_size", "augment",
-        "encoders.attention_unet_channels" if encoder == "attention_unet" else f"encoders.{encoder}",
+        *model_param_keys(params, variant_name), "seed", "augment",
         "finetune.epochs", "finetune.batch_size", "finetune.lr_generator", "finetune.weight_decay",
         "finetune.unfreeze_epochs", "finetune.lambda_c", "finetune.amp", "finetune.num_workers",
     ]
     if variant["output"] == "heatmaps":
-        keys += ["model.decoder_channels", "model.heatmap_sigma", "model.soft_argmax_beta",
-                 "finetune.lambda_h", "finetune.lambda_e"]
-    if variant["attention"]:
-        keys += ["model.cbam_reduction", "model.cbam_kernel"]
+        keys += ["model.heatmap_sigma", "finetune.lambda_h", "finetune.lambda_e"]
     if variant["adversarial"]:
         keys += ["model.discriminator_channels", "model.leaky_relu_slope",
                  "finetune.lr_discriminator", "finetune.lambda_adv"]
