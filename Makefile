@@ -38,4 +38,4 @@ lint: install
 # Removes everything the study wrote (git-ignored files under the output folders).
 clean-results:
 	git clean -fdX data results reports
-	rm -rf .snakemake/iugc-params
+	rm -rf .snakemake/iugc-params .snakemake/iugc-hashes.json

@@ -1,8 +1,12 @@
 # The iugc study: `snakemake --cores all` rebuilds it; dvc.yaml is generated from this DAG
-# (`iugc dvc-yaml`), so `dvc repro` runs the same jobs.
+# (`iugc dvc-yaml`), so `dvc repro` runs the same jobs. Each rule runs the stage of its name
+# (`iugc stage RULE ...`, declared in src/iugc/stages/).
+import sys
 from pathlib import Path
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from iugc.config import ParamsError, validate_params
 
 min_version("9.0")
 
@@ -10,7 +14,14 @@ min_version("9.0")
 configfile: "params.yaml"
 
 
-validate(config, "workflow/schemas/params.schema.yaml")
+# One line naming the offending key (Snakemake's own validation prints the whole schema).
+try:
+    validate_params(config, "params.yaml")
+except ParamsError as err:
+    sys.exit(f"iugc: {err}")
+
+
+ENV = "../envs/iugc.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -18,7 +29,8 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     variant="|".join(VARIANTS),
-    method="|".join(PRETRAIN_METHODS) or "none",
+    method="|".join(METHODS) or "none",
+    seed="|".join(SEEDS),
 
 
 include: "workflow/rules/data.smk"
@@ -29,9 +41,7 @@ include: "workflow/rules/report.smk"
 
 rule all:
     input:
-        "reports/ablation.md",
-        "reports/figures",
-        "reports/provenance.json",
+        rules.report.output,
     default_target: True
 
 

@@ -1,6 +1,6 @@
 """Benchmark: one fine-tuning step (Eq. 17, generator + discriminator) and images/s.
 
-Runs the real training step (iugc.train.finetune.train_steps) on synthetic batches for the
+Runs the real training step (iugc.train.finetune.FinetuneMethod.step) on synthetic batches for the
 paper's architecture and the quick preset's, on the CPU and, where there is one, on CUDA (with
 the preset's mixed precision). Two encoder states: frozen (epochs before the first unfreeze)
 and fully trainable (after the last).
@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 import time
 
+import pandas as pd
 import torch
 
 from iugc.config import load_preset
-from iugc.models.codec import HeatmapCodec
-from iugc.train.finetune import build_networks, train_steps
-from iugc.train.unfreeze import apply_unfreeze
+from iugc.data.dataset import LandmarkDataset
+from iugc.stages.views import finetune_config, landmark_spec
+from iugc.train.finetune import FinetuneMethod
 
 
 def synthetic_batches(n: int, batch: int, size: int, seed: int = 0):
@@ -29,23 +30,20 @@ def synthetic_batches(n: int, batch: int, size: int, seed: int = 0):
 
 
 def bench(params: dict, variant: str, device: torch.device, steps: int, warmup: int, frozen: bool) -> dict:
-    ft, model = params["finetune"], params["model"]
-    networks = build_networks(params, variant, device)
-    networks.generator.train()
-    epoch = 0 if frozen else ft["unfreeze_epochs"][-1]
-    apply_unfreeze(networks.generator, epoch, ft["unfreeze_epochs"])
-    codec = (HeatmapCodec(model["image_size"], model["heatmap_sigma"], model["soft_argmax_beta"])
-             if params["variants"][variant]["output"] == "heatmaps" else None)
-    batch, size = ft["batch_size"], model["image_size"]
+    config = finetune_config(params, variant)
+    no_validation = LandmarkDataset(pd.DataFrame(columns=["image_path"] + [f"{n}_{a}" for n in ("ps1", "ps2", "fh1") for a in "xy"]),
+                                    params["model"]["image_size"], None)
+    method = FinetuneMethod(variant, landmark_spec(params, variant), config, device, no_validation, seed=0)
+    method.begin_epoch(0 if frozen else config.unfreeze_epochs[-1])
+    batch, size = config.batch_size, params["model"]["image_size"]
     batches = list(synthetic_batches(warmup + steps, batch, size))
-    step = train_steps(networks, batches, codec, ft, device)
-    for _ in range(warmup):
-        next(step)
+    for images in batches[:warmup]:
+        method.step(images)
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    for _ in range(steps):
-        losses = next(step)
+    for images in batches[warmup:]:
+        losses = method.step(images)
     float(losses["total"])  # waits for the device
     seconds = (time.perf_counter() - start) / steps
     return {"seconds_per_step": seconds, "images_per_second": batch / seconds, "batch": batch, "size": size}

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
+from model_builders import augment as build_augment
+from model_builders import eval_transform as build_eval_transform
 
 from iugc.config import load_preset
-from iugc.data.augment import (SpeckleNoise, apply, build_augment, build_eval_transform,
-                               reseed)
+from iugc.data.augment import SpeckleNoise, apply, reseed
 
 SIZE = 128
 LANDMARKS = np.array([[40.3, 50.7], [88.6, 45.2], [70.1, 90.4]], dtype=np.float32)

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from model_builders import augment as build_augment
+from model_builders import eval_transform as build_eval_transform
+from test_finetune import synthetic_frames
 
 from iugc.config import load_preset
-from iugc.data.augment import build_augment, build_eval_transform
 from iugc.data.dataset import LandmarkDataset, landmarks_of
-
-from test_finetune import synthetic_frames
 
 
 @pytest.fixture(scope="module")

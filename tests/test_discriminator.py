@@ -7,7 +7,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from iugc.config import load_preset
-from iugc.models.discriminator import PatchGANDiscriminator, SpectralConv2D, build_discriminator
+from model_builders import discriminator as build_discriminator
+
+from iugc.models.discriminator import PatchGANDiscriminator, SpectralConv2D
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,13 @@ import copy
 
 import pytest
 import torch
+from model_builders import encoder, network
 from torch import nn
 
 from iugc.config import load_preset
 from iugc.errors import UserError
-from iugc.models.encoders import AttentionUNetBody, build_encoder
-from iugc.models.landmark_net import build_landmark_model, load_encoder_state
+from iugc.models.encoders import AttentionUNetBody, EncoderSpec, build_encoder
+from iugc.models.landmark_net import load_encoder_state
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def smoke():
 def paper_forward(paper):
     """The best variant of Table 2 at paper scale (HRNet-W48, CBAM decoder), run once at 512 px."""
     torch.manual_seed(0)
-    model = build_landmark_model(paper, "v2_moco_cbam_adv").eval()
+    model = network(paper, "v2_moco_cbam_adv").eval()
     seen = {}
     model.encoder.register_forward_hook(lambda module, inputs, output: seen.update(features=output))
     with torch.no_grad():
@@ -72,7 +73,7 @@ def test_paper_hrnet_stage_groups_partition_its_parameters(paper_forward):
 
 
 def test_resnet50_path(paper):
-    model = build_landmark_model(paper, "v5_resnet_moco").eval()
+    model = network(paper, "v5_resnet_moco").eval()
     assert (model.encoder.out_channels, model.encoder.reduction) == (2048, 32)
     seen = {}
     model.encoder.register_forward_hook(lambda module, inputs, output: seen.update(features=output))
@@ -87,13 +88,13 @@ def test_resnet50_path(paper):
 
 @pytest.mark.parametrize("kind", ["hrnet", "resnet", "attention_unet"])
 def test_stage_groups_partition_every_encoder(smoke, kind):
-    encoder = build_encoder(kind, smoke)
-    assert_partition(encoder, encoder.stage_groups())
+    built = encoder(smoke, kind)
+    assert_partition(built, built.stage_groups())
 
 
 def test_attention_unet_groups_run_from_full_resolution_to_the_bottom(smoke):
     channels = smoke["encoders"]["attention_unet_channels"]
-    body = build_encoder("attention_unet", smoke)
+    body = encoder(smoke, "attention_unet")
     groups = body.stage_groups()
     assert body.model[0] in groups["shallow"]  # the input block
     widest = {m.out_channels for group in groups["deep"] for m in group.modules()
@@ -123,20 +124,43 @@ def test_build_encoder_rejects_a_model_of_another_family(smoke):
     params = copy.deepcopy(smoke)
     params["encoders"]["hrnet"] = "resnet18"
     with pytest.raises(UserError, match="encoders.hrnet"):
-        build_encoder("hrnet", params)
+        encoder(params, "hrnet")
     params["encoders"]["hrnet"] = "hrnet_nonexistent"
     with pytest.raises(UserError, match="not a timm model"):
-        build_encoder("hrnet", params)
+        encoder(params, "hrnet")
     with pytest.raises(UserError, match="not one of"):
-        build_encoder("vit", params)
+        build_encoder(EncoderSpec("vit", name="vit_small_patch16_224"))
 
 
 def test_load_encoder_state_takes_a_pretrained_encoder(smoke):
-    pretrained = build_encoder("hrnet", smoke)  # what MoCo trains as its query encoder
-    model = build_landmark_model(smoke, "v2_moco_cbam_adv")
+    pretrained = encoder(smoke, "hrnet")  # what MoCo trains as its query encoder
+    model = network(smoke, "v2_moco_cbam_adv")
     load_encoder_state(model, pretrained.state_dict())
     for key, value in pretrained.state_dict().items():
         assert torch.equal(model.encoder.state_dict()[key], value)
 
     with pytest.raises(UserError, match="do not fit"):
-        load_encoder_state(model, build_encoder("resnet", smoke).state_dict())
+        load_encoder_state(model, encoder(smoke, "resnet").state_dict())
+
+
+def test_known_encoder_names_are_those_timm_can_cut_into_stages():
+    """presets/encoders.yaml (what params validation accepts without importing timm) is exactly
+    the set of timm HRNet / ResNet models whose layers TIMM_STAGES partitions."""
+    import timm
+
+    from iugc.config import known_encoders
+    from iugc.models.encoders import TIMM_STAGES, TimmEncoder, partitions_parameters
+
+    for family, listed in known_encoders().items():
+        usable = []
+        for name in timm.list_models(f"{family}*"):
+            if not name.startswith(("hrnet_", "resnet")):
+                continue
+            try:
+                with torch.device("meta"):
+                    built = TimmEncoder(name, TIMM_STAGES[family])
+                    if partitions_parameters(built, built.stage_groups()):
+                        usable.append(name)
+            except Exception:  # noqa: BLE001 - a model that cannot be cut is simply not usable
+                continue
+        assert listed == usable, f"regenerate presets/encoders.yaml ({family})"

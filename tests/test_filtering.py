@@ -4,13 +4,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from iugc.data.filtering import drop_near_duplicates, select_pretraining_pool
+from iugc.data.filtering import FilterConfig, drop_near_duplicates, select_pretraining_pool
 from iugc.data.labels import load_labels
 from iugc.data.phantom import make_phantom
 from iugc.data.unlabeled import list_unlabeled
 from iugc.config import load_preset
 
-FILTER = load_preset("paper")["filter"]
+FILTER = FilterConfig(**load_preset("paper")["filter"])
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,16 @@ import pytest
 import torch
 from torch import nn
 
+from model_builders import encoder as build_encoder
+from model_builders import eval_transform
+
 from iugc.config import load_preset, params_hash, select
-from iugc.data.augment import build_eval_transform
+from iugc.data.dataset import LandmarkDataset
 from iugc.errors import NonFiniteLossError, UserError
 from iugc.geometry import LANDMARKS
+from iugc.inference import load_trained_model, predict
 from iugc.metrics import mean_radial_error
-from iugc.models.encoders import build_encoder
+from iugc.stages.views import finetune_config, finetune_keys, landmark_spec
 from iugc.train import finetune as ft
 from iugc.train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -63,12 +67,18 @@ def params() -> dict:
 
 def view(params, variant: str = VARIANT) -> dict:
     """The parameters the workflow hands the stage: exactly the keys the variant declares."""
-    return select(params, ft.finetune_param_keys(params, variant))
+    return select(params, finetune_keys(params, {"variant": variant}))
+
+
+def finetune(view, variant, train, val, out, **kwargs) -> dict:
+    """Fine-tuning as the stage runs it: the network spec and configuration built from its view."""
+    return ft.finetune(variant, landmark_spec(view, variant), finetune_config(view, variant), train, val,
+                       out, seed=42, **kwargs)
 
 
 def run(params, frames, out, **kwargs) -> dict:
-    return ft.finetune(view(params), VARIANT, frames.iloc[:12], frames.iloc[12:], out,
-                       log=lambda _: None, **kwargs)
+    return finetune(view(params), VARIANT, frames.iloc[:12], frames.iloc[12:], out,
+                    log=lambda _: None, **kwargs)
 
 
 def weights(path) -> dict[str, torch.Tensor]:
@@ -111,8 +121,8 @@ def test_resumed_run_equals_uninterrupted_run(reference, params, frames, tmp_pat
     assert (out / "checkpoint.pt").exists() and not (out / "model.pt").exists()
 
     messages = []
-    resumed = ft.finetune(view(params), VARIANT, frames.iloc[:12], frames.iloc[12:], out,
-                          log=messages.append)
+    resumed = finetune(view(params), VARIANT, frames.iloc[:12], frames.iloc[12:], out,
+                       log=messages.append)
     assert "resuming after epoch 1" in messages[0]
     assert resumed["final_val_mre"] == ref_summary["final_val_mre"]
     assert resumed["final_train_loss"] == ref_summary["final_train_loss"]
@@ -132,11 +142,8 @@ def test_same_seed_gives_the_same_weights(reference, params, frames, tmp_path):
 
 def test_predict_reproduces_the_validation_error(reference, frames):
     _, out, summary = reference
-    params = load_preset("smoke")
-    model, device = ft.load_trained_model(params, VARIANT, out / "model.pt")
     val = frames.iloc[12:]
-    pred = ft.predict(model, val, params["model"]["image_size"], device,
-                      build_eval_transform(params["augment"]))
+    pred = load_trained_model(out / "model.pt", variant=VARIANT).predict(val)
     assert pred.shape == (4, 3, 2)
     truth = val[[f"{n}_{a}" for n in LANDMARKS for a in "xy"]].to_numpy().reshape(-1, 3, 2)
     assert mean_radial_error(pred, truth) == pytest.approx(summary["final_val_mre"], rel=1e-6)
@@ -145,7 +152,7 @@ def test_predict_reproduces_the_validation_error(reference, frames):
 def test_trained_model_of_another_variant_is_refused(reference):
     _, out, _ = reference
     with pytest.raises(UserError, match="model.pt.*v2_moco_cbam_adv"):
-        ft.load_trained_model(load_preset("smoke"), "v3_moco_cbam", out / "model.pt")
+        load_trained_model(out / "model.pt", variant="v3_moco_cbam")
 
 
 def test_predict_returns_original_pixels(frames):
@@ -157,7 +164,7 @@ def test_predict_returns_original_pixels(frames):
             return {"coords": points.expand(images.shape[0], 3, 2)}
 
     params = load_preset("smoke")
-    pred = ft.predict(Fixed(), frames.iloc[:3], 32, "cpu", build_eval_transform(params["augment"]))
+    pred = predict(Fixed(), frames.iloc[:3], 32, "cpu", eval_transform(params["augment"]))
     # 64 px frames at 32 px: x_original = (x_model + 0.5) * 2 - 0.5
     expected = np.array([[8.5, 16.5], [32.5, 62.5], [0.5, 0.5]])
     np.testing.assert_allclose(pred, np.broadcast_to(expected, (3, 3, 2)))
@@ -176,8 +183,8 @@ def test_training_lowers_the_landmark_error(params, tmp_path):
     params["finetune"].update(epochs=14, unfreeze_epochs=[0, 0], lr_generator=3e-3)
     for key in ("elastic_p", "brightness_contrast_p", "blur_p", "speckle_p"):
         params["augment"][key] = 0.0
-    ft.finetune(view(params, "unet_heatmaps"), "unet_heatmaps", frames, frames.iloc[:4],
-                tmp_path / "run", log=lambda _: None)
+    finetune(view(params, "unet_heatmaps"), "unet_heatmaps", frames, frames.iloc[:4],
+             tmp_path / "run", log=lambda _: None)
     mre = [float(line.split()[1]) for line in curve(tmp_path / "run", "val/mre").splitlines()[1:]]
     assert len(mre) == 14
     assert mre[-1] < 0.6 * mre[0]
@@ -212,14 +219,14 @@ def test_checkpoint_of_other_parameters_is_refused(params, frames, tmp_path):
 
 def test_discriminator_takes_steps(params, frames, tmp_path, monkeypatch):
     built = []
-    build = ft.build_discriminator
+    build = ft.PatchGANDiscriminator
 
-    def recording_build(p):
-        disc = build(p)
+    def recording_build(*args):
+        disc = build(*args)
         built.append((disc, {k: v.clone() for k, v in disc.state_dict().items()}))
         return disc
 
-    monkeypatch.setattr(ft, "build_discriminator", recording_build)
+    monkeypatch.setattr(ft, "PatchGANDiscriminator", recording_build)
     run(params, frames, tmp_path / "run", stop_after=1)
     (disc, initial), = built
     changed = [name for name, value in disc.state_dict().items()
@@ -231,7 +238,7 @@ def test_discriminator_takes_steps(params, frames, tmp_path, monkeypatch):
 
 def test_pretrained_encoder_is_loaded_and_stays_frozen(params, frames, tmp_path):
     torch.manual_seed(123)
-    encoder = build_encoder("hrnet", params)
+    encoder = build_encoder(params, "hrnet")
     weights_file = tmp_path / "encoder.pt"
     save_checkpoint(weights_file, {"state_dict": encoder.state_dict(), "config_hash": "pretrained-1"})
     out = tmp_path / "run"
@@ -247,9 +254,9 @@ def test_pretrained_encoder_is_loaded_and_stays_frozen(params, frames, tmp_path)
 
 def test_param_keys_follow_what_a_variant_reads():
     params = load_preset("paper")
-    adversarial = ft.finetune_param_keys(params, "v2_moco_cbam_adv")
-    plain = ft.finetune_param_keys(params, "v3_moco_cbam")
-    coords = ft.finetune_param_keys(params, "v7_attunet_mae_coords")
+    adversarial = finetune_keys(params, {"variant": "v2_moco_cbam_adv"})
+    plain = finetune_keys(params, {"variant": "v3_moco_cbam"})
+    coords = finetune_keys(params, {"variant": "v7_attunet_mae_coords"})
     assert "finetune.lambda_adv" in adversarial and "finetune.lambda_adv" not in plain
     assert "model.heatmap_sigma" in plain and "model.heatmap_sigma" not in coords
     assert "encoders.attention_unet_channels" in coords and "encoders.hrnet" not in coords
@@ -267,15 +274,19 @@ def test_param_keys_follow_what_a_variant_reads():
 def test_every_variant_builds_from_its_own_view():
     """The keys a variant declares are all that building its networks reads."""
     params = load_preset("smoke")
+    no_frames = LandmarkDataset(pd.DataFrame(columns=["image_path", *[f"{n}_{a}" for n in LANDMARKS for a in "xy"]]),
+                                64, eval_transform(params["augment"]))
     for variant in params["variants"]:
-        networks = ft.build_networks(view(params, variant), variant, torch.device("cpu"))
-        assert (networks.discriminator is not None) == params["variants"][variant]["adversarial"]
+        v = view(params, variant)
+        method = ft.FinetuneMethod(variant, landmark_spec(v, variant), finetune_config(v, variant),
+                                   torch.device("cpu"), no_frames, seed=0)
+        assert (method.discriminator is not None) == params["variants"][variant]["adversarial"]
 
 
 def test_coordinate_variant_trains_on_the_coordinate_loss_alone(params, frames, tmp_path):
     variant = "v7_attunet_mae_coords"
-    summary = ft.finetune(view(params, variant), variant, frames.iloc[:12], frames.iloc[12:],
-                          tmp_path / "run", stop_after=1, log=lambda _: None)
+    summary = finetune(view(params, variant), variant, frames.iloc[:12], frames.iloc[12:],
+                       tmp_path / "run", stop_after=1, log=lambda _: None)
     assert np.isfinite(summary["final_val_mre"])
     (row,) = load_checkpoint(tmp_path / "run" / "checkpoint.pt", None)["history"]
     assert sorted(k for k in row if k.startswith("train/")) == ["train/coord", "train/total"]

@@ -5,13 +5,14 @@ import pandas as pd
 import pytest
 import torch
 from dataset_builders import write_frame
+from model_builders import encoder
 from torch import nn
 
 from iugc.config import load_preset, select
 from iugc.errors import UserError
-from iugc.models.encoders import build_encoder
 from iugc.ssl.mae import MaskedAutoencoder, masked_mse, random_patch_mask
-from iugc.ssl.pretrain import load_pretrained_encoder, mae_param_keys, pretrain_mae
+from iugc.ssl.pretrain import load_pretrained_encoder, pretrain_mae
+from iugc.stages.views import mae_config, pretrain_keys
 
 
 @pytest.mark.parametrize("size, patch, ratio, hidden",
@@ -69,13 +70,14 @@ def test_network_sees_only_the_visible_patches_and_is_scored_on_the_hidden_ones(
 
 
 def test_pretrain_mae_end_to_end(tmp_path):
-    params = select(load_preset("smoke"), mae_param_keys())  # only the keys it declares
+    smoke = load_preset("smoke")
+    params = select(smoke, pretrain_keys(smoke, {"method": "mae_attention_unet"}))  # only the keys it declares
     frames = [write_frame(tmp_path / "frames" / f"{i}.png", (64, 64), seed=i) for i in range(6)]
-    summary = pretrain_mae(params, frames, tmp_path / "out", log=lambda _: None)
+    summary = pretrain_mae(mae_config(params), frames, tmp_path / "out", seed=42, log=lambda _: None)
     assert summary["complete"] and summary["images"] == 6 and math.isfinite(summary["final_loss"])
     losses = pd.read_csv(tmp_path / "out" / "losses.csv")
     assert len(losses) == summary["steps"] == 6 // params["pretrain"]["mae"]["batch_size"]
     assert losses["lr"].iloc[0] == params["pretrain"]["mae"]["lr"]
-    body = build_encoder("attention_unet", params)
+    body = encoder(params, "attention_unet")
     meta = load_pretrained_encoder(tmp_path / "out" / "encoder.pt", body)
     assert meta["method"] == "mae" and meta["encoder_kind"] == "attention_unet"

@@ -10,10 +10,12 @@ from torch import nn
 
 from iugc.config import load_preset, select
 from iugc.errors import NonFiniteLossError
-from iugc.models.encoders import build_encoder
-from iugc.ssl.moco import (MoCo, ProjectionHead, info_nce, moco_learning_rates, sample_at,
+from model_builders import encoder as build_encoder
+from iugc.ssl.moco import (MoCo, ProjectionHead, info_nce, sample_at,
                            stage_wise_param_groups, token_centres)
-from iugc.ssl.pretrain import load_pretrained_encoder, moco_param_keys, pretrain_moco
+from iugc.ssl.pretrain import load_pretrained_encoder
+from iugc.ssl.pretrain import pretrain_moco as run_pretrain_moco
+from iugc.stages.views import moco_config, pretrain_keys
 
 
 class TinyEncoder(nn.Module):
@@ -44,17 +46,16 @@ class CellMean(nn.Module):
         return F.avg_pool2d(x, self.reduction)
 
 
-def moco_params(queue_size=8, dim=4, **moco):
-    params = load_preset("paper")
-    params["pretrain"]["moco"].update(queue_size=queue_size, **moco)
-    params["model"]["projection_dim"] = dim
-    return params
+def moco_options(queue_size=8, dim=4, **moco):
+    """MoCo's settings from the paper preset, with a small queue and projection."""
+    paper = {**load_preset("paper")["pretrain"]["moco"], **moco}
+    return dict(dim=dim, queue_size=queue_size, momentum=paper["momentum"], temperature=paper["temperature"])
 
 
 def tiny_moco(queue_size=8, dim=4, **moco):
     torch.manual_seed(0)
     head = ProjectionHead(TinyEncoder.out_channels, 8, dim)
-    return MoCo(TinyEncoder(), head, moco_params(queue_size, dim, **moco))
+    return MoCo(TinyEncoder(), head, **moco_options(queue_size, dim, **moco))
 
 
 def test_projection_head_maps_channels_per_token():
@@ -141,8 +142,7 @@ def test_identical_views_make_the_positive_the_largest_logit():
 
 def test_positives_follow_a_known_shift():
     """A view shifted by one token: tracked points pair the same anatomy; grid indices would not."""
-    params = moco_params(queue_size=16, dim=1)
-    moco = MoCo(CellMean(), nn.Identity(), params)
+    moco = MoCo(CellMean(), nn.Identity(), **moco_options(queue_size=16, dim=1))
     image = torch.rand(1, 1, 128, 128) + 0.1
     shifted = torch.zeros_like(image)
     shifted[..., :, 32:] = image[..., :, :96]  # content moves 32 px right
@@ -163,7 +163,7 @@ def test_positives_follow_a_known_shift():
 def test_stage_wise_param_groups_follow_sec_3_2():
     params = load_preset("paper")
     encoder, head = TinyEncoder(), ProjectionHead(16, 8, 4)
-    lrs = moco_learning_rates(params["pretrain"]["moco"])
+    lrs = moco_config(params, "hrnet").learning_rates
     groups = {g["name"]: g for g in stage_wise_param_groups(encoder, head, lrs)}
     moco = params["pretrain"]["moco"]
     assert {name: g["lr"] for name, g in groups.items()} == {
@@ -212,7 +212,11 @@ def smoke_params(epochs):
     """The smoke preset, cut to the keys pretrain_moco declares it reads."""
     params = load_preset("smoke")
     params["pretrain"]["moco"]["epochs"] = epochs
-    return select(params, moco_param_keys("hrnet"))
+    return select(params, pretrain_keys(params, {"method": "moco_hrnet"}))
+
+
+def pretrain_moco(params, frames, out, encoder_kind, **options):
+    return run_pretrain_moco(moco_config(params, encoder_kind), frames, out, seed=42, **options)
 
 
 def test_pretrain_moco_writes_encoder_and_losses(frames, tmp_path):
@@ -227,7 +231,7 @@ def test_pretrain_moco_writes_encoder_and_losses(frames, tmp_path):
     assert losses["lr"].iloc[0] == params["pretrain"]["moco"]["lr_deep"]
     assert not (tmp_path / "out" / "checkpoint.pt").exists()
 
-    encoder = build_encoder("hrnet", params)
+    encoder = build_encoder(params, "hrnet")
     meta = load_pretrained_encoder(tmp_path / "out" / "encoder.pt", encoder)
     assert meta["method"] == "moco" and meta["config_hash"] == summary["config_hash"]
     state = torch.load(tmp_path / "out" / "encoder.pt", weights_only=True)["state_dict"]

@@ -9,10 +9,19 @@ import pytest
 
 from iugc.config import load_preset
 from iugc.errors import UserError
-from iugc.models.summary import format_summary, model_summary
+from iugc.models.summary import format_summary
+from iugc.models.summary import model_summary as summarize
+from iugc.stages.views import landmark_spec
 
 KEYS = {"encoder_out", "generator_out", "discriminator_out", "encoder_params",
         "generator_params", "discriminator_params", "layers"}
+
+
+def model_summary(params, variant, size=None):
+    return summarize(variant, landmark_spec(params, variant),
+                     adversarial=params["variants"][variant]["adversarial"],
+                     discriminator_channels=params["model"]["discriminator_channels"],
+                     leaky_relu_slope=params["model"]["leaky_relu_slope"], size=size)
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +99,10 @@ def test_format_summary_lists_layers_and_totals(paper_summary):
     assert "generator.head.10" in text and "discriminator.4" in text
     assert "1024 x 16 x 16" in text and "1 x 62 x 62" in text
     assert f"discriminator {paper_summary['discriminator_params']:,}" in text
+
+
+def test_cli_names_an_unknown_variant_in_one_line(repo_root):
+    result = subprocess.run([sys.executable, "-m", "iugc", "model-summary", "v9_missing"],
+                            capture_output=True, text=True, cwd=repo_root)
+    assert result.returncode == 2 and "no variant" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

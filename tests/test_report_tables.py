@@ -18,7 +18,7 @@ def test_table_follows_table2_with_best_bold_and_second_underlined():
     table = ablation_table(params, _metrics(params))
     assert list(table["variant"]) == list(params["variants"])
     assert list(table["Output"])[-2:] == ["Coordinates", "Coordinates"]
-    md = render(table, "md", caption(params, {"hrnet": "HRNet (x)"}))
+    md = render(table, "md", caption("phantom", params["preset"], {"hrnet": "HRNet (x)"}))
     assert "**10.00**" in md and "<u>15.00</u>" in md           # MRE best and second
     assert "**60.00**" in md and "<u>65.00</u>" in md         # AoP MAE: 100 - MRE
     assert "phantom" in md and "'smoke'" in md and "NOT" in md

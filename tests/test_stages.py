@@ -9,8 +9,17 @@ import pytest
 import yaml
 
 from iugc.config import load_preset
-from iugc.stages.data import obtain, read_dataset, split, validate
-from iugc.stages.runner import run_stage
+from iugc.data.manifest import SPLITS_CSV, read_dataset
+from iugc.stages import runner
+from iugc.stages.registry import Stage
+
+
+def run_stage(name, params_path, **args):
+    """``iugc stage NAME --params PARAMS --ARG VALUE ...`` in this process; its exit status."""
+    argv = [name, "--params", str(params_path)]
+    for key, value in args.items():
+        argv += [f"--{key}", *map(str, value if isinstance(value, list) else [value])]
+    return runner.main(argv)
 
 
 def _params_file(tmp_path, **data):
@@ -29,14 +38,14 @@ def test_obtain_validate_split_on_the_real_frames(psfhs_root, tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     before = _snapshot(psfhs_root)
     params = _params_file(tmp_path, source="iugc2025", root=str(psfhs_root))
-    run_stage("obtain", obtain, params_path=params, out="data/dataset")
-    run_stage("validate", validate, params_path=params, dataset="data/dataset", out="results/validation.json")
-    run_stage("split", split, params_path=params, dataset="data/dataset",
-              validation="results/validation.json", out="data/splits.csv")
+    assert run_stage("obtain", params, source=psfhs_root, out="data/dataset") == 0
+    assert run_stage("validate", params, dataset="data/dataset", out="results/validate") == 0
+    assert run_stage("split", params, dataset="data/dataset", validation="results/validate",
+                     out="results/split") == 0
     labels, unlabeled, source = read_dataset("data/dataset")
     assert len(labels) == 1082 and len(unlabeled) == 0 and source["source"] == "iugc2025"
     assert all(path.startswith(str(psfhs_root.resolve())) for path in labels["image_path"])
-    table = pd.read_csv("data/splits.csv")
+    table = pd.read_csv(f"results/split/{SPLITS_CSV}")
     assert set(table["subset"]) == {"train", "val", "test"}
     assert table.groupby("group")["subset"].nunique().max() == 1       # groups never straddle
     assert 0.15 < (table["subset"] == "test").mean() < 0.25
@@ -46,7 +55,7 @@ def test_obtain_validate_split_on_the_real_frames(psfhs_root, tmp_path, monkeypa
 def test_obtain_converts_a_psfhs_release(psfhs_root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = _params_file(tmp_path, source="psfhs", root=str(psfhs_root / "raw"))
-    run_stage("obtain", obtain, params_path=params, out="data/dataset")
+    assert run_stage("obtain", params, source=psfhs_root / "raw", out="data/dataset") == 0
     labels, _, _ = read_dataset("data/dataset")
     published = pd.read_csv(psfhs_root / "Training" / "Labeled cases" / "label.csv").set_index("Filename")
     assert len(labels) == 12
@@ -58,16 +67,18 @@ def test_a_stage_sees_only_the_params_it_declares(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = _params_file(tmp_path, source="phantom")
 
-    def reads_undeclared(view, **_):
+    def reads_undeclared(view, *, out):
         return view["finetune"]["epochs"]
 
+    declared = Stage("split", reads_undeclared, lambda params, wildcards: ["split", "seed"], (), (), True)
     with pytest.raises(KeyError, match="finetune"):
-        run_stage("split", reads_undeclared, params_path=params)
+        runner.run_job(declared, yaml.safe_load(params.read_text()), {"out": str(tmp_path / "out")})
+    assert not (tmp_path / "out").exists()  # a failed job leaves no output behind
 
 
 def test_a_stage_reports_a_user_error_in_one_line(repo_root, tmp_path):
     params = _params_file(tmp_path, source="iugc2025", root=str(tmp_path / "missing"))
-    result = subprocess.run([sys.executable, str(repo_root / "workflow" / "scripts" / "obtain.py"),
+    result = subprocess.run([sys.executable, "-m", "iugc", "stage", "obtain", "--source", str(tmp_path / "missing"),
                              "--out", str(tmp_path / "out"), "--params", str(params)],
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 2, result.stderr

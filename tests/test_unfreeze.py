@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_builders import encoder
 from torch import nn
 
 from iugc.config import load_preset
-from iugc.models.encoders import build_encoder
 from iugc.train.unfreeze import ENCODER_GROUPS, apply_unfreeze, trainable_groups
 
 PAPER_EPOCHS = [150, 250]
@@ -28,7 +28,7 @@ class Net(nn.Module):
 @pytest.fixture(scope="module", params=["hrnet", "resnet", "attention_unet"])
 def net(request):
     torch.manual_seed(0)
-    return Net(build_encoder(request.param, load_preset("smoke")))
+    return Net(encoder(load_preset("smoke"), request.param))
 
 
 def _group_params(net) -> dict[str, set[int]]:
@@ -72,7 +72,7 @@ def _running_means(modules) -> list[torch.Tensor]:
 
 def test_frozen_batchnorm_statistics_do_not_move():
     torch.manual_seed(0)
-    net = Net(build_encoder("resnet", load_preset("smoke")))
+    net = Net(encoder(load_preset("smoke"), "resnet"))
     groups = net.encoder.stage_groups()
     images = torch.randn(2, 1, 32, 32)
 
@@ -90,7 +90,7 @@ def test_frozen_batchnorm_statistics_do_not_move():
 
 def test_adamw_leaves_frozen_parameters_alone_and_picks_them_up_once_released():
     torch.manual_seed(0)
-    net = Net(build_encoder("resnet", load_preset("smoke")))
+    net = Net(encoder(load_preset("smoke"), "resnet"))
     # All parameters from the start, with a large weight decay that would show on any update.
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-2, weight_decay=0.5)
     images = torch.randn(2, 1, 32, 32)

@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from iugc.config import load_params, load_preset
-from iugc.stages.keys import STAGES, param_keys
+from iugc.stages.registry import get_stage, stages
+from iugc.stages.views import pretrain_methods
 from iugc.workflow import render_dvc_yaml, snakemake_jobs
 
 BIN = Path(sys.executable).parent
@@ -31,17 +32,27 @@ def run(cmd, cwd, check=True):
     return result
 
 
+def jobs_of(params) -> list[tuple[str, dict]]:
+    """(stage, wildcards) of every job of the study for a parameter set."""
+    seeds = [str(seed) for seed in params["study"]["seeds"]]
+    dimensions = {"method": pretrain_methods(params), "variant": list(params["variants"]), "seed": seeds}
+    jobs = []
+    for name, stage in stages().items():
+        combos = [{}]
+        for wildcard in stage.wildcards:
+            combos = [{**c, wildcard: value} for c in combos for value in dimensions[wildcard]]
+        jobs += [(name, combo) for combo in combos]
+    return jobs
+
+
 def test_every_preset_declares_params_that_exist():
     for name in ("paper", "quick", "smoke"):
         params = load_preset(name)
-        jobs = [("pretrain", m) for m in ("moco_hrnet", "moco_resnet", "mae_attention_unet")]
-        jobs += [(s, v) for s in ("finetune", "evaluate") for v in params["variants"]]
-        jobs += [(s, None) for s in STAGES if s not in ("pretrain", "finetune", "evaluate")]
-        for stage, wildcard in jobs:
-            for key in param_keys(stage, params, wildcard):
+        for stage, wildcards in jobs_of(params):
+            for key in get_stage(stage).keys(params, wildcards):
                 node = params
                 for part in key.split("."):
-                    assert part in node, f"{stage}@{wildcard} declares missing key {key}"
+                    assert part in node, f"{stage}@{wildcards} declares missing key {key}"
                     node = node[part]
 
 
@@ -50,7 +61,9 @@ def test_lambda_adv_is_read_by_the_adversarial_variant_only():
     def reads(keys, key):
         return any(key == k or key.startswith(k + ".") for k in keys)
 
-    readers = [v for v in params["variants"] if reads(param_keys("finetune", params, v), "finetune.lambda_adv")]
+    finetune = get_stage("finetune")
+    readers = [v for v in params["variants"]
+               if reads(finetune.keys(params, {"variant": v, "seed": "1"}), "finetune.lambda_adv")]
     assert readers == ["v2_moco_cbam_adv"]
 
 
@@ -78,25 +91,24 @@ def test_slurm_profile_validates(repo_root):
 
 
 def _snakemake_plan(cwd) -> set[str]:
-    """Jobs `snakemake -n` would run, named like DVC stages (rule-wildcard)."""
+    """Jobs `snakemake -n` would run, named like DVC stages (stage-wildcard-wildcard)."""
     out = run([sys.executable, "-m", "snakemake", "-n", "--cores", "1"], cwd).stdout
-    jobs = set()
-    # Parse the dry-run job listing: "rule NAME:" followed by an optional "wildcards: k=v" line.
-    current = None
+    jobs, current = set(), None
+    # Parse the dry-run job listing: "rule NAME:" followed by an optional "wildcards: k=v, ..." line.
     for line in out.splitlines():
         m = re.match(r"^(?:local)?rule (\w+):", line)
         if m:
             if current:
-                jobs.add(current)
-            current = m.group(1)
+                jobs.add(current[0] if current[0] == "all" else get_stage(current[0]).job_id(current[1]))
+            current = (m.group(1), {})
             continue
-        w = re.match(r"^\s+wildcards: \w+=(\S+)", line)
+        w = re.match(r"^\s+wildcards: (.*)$", line)
         if w and current:
-            current = f"{current}-{w.group(1)}"
+            current[1].update(pair.split("=", 1) for pair in w.group(1).split(", "))
     if current:
-        jobs.add(current)
+        jobs.add(current[0] if current[0] == "all" else get_stage(current[0]).job_id(current[1]))
     jobs.discard("all")
-    return jobs
+    return {job.replace("@", "-") for job in jobs}
 
 
 def _dvc_ran(output: str) -> set[str]:
@@ -139,8 +151,9 @@ def test_study_end_to_end_snakemake_then_dvc(repo_root, tmp_path):
     params["finetune"]["lambda_adv"] = 0.02
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     planned = _snakemake_plan(work)
-    assert planned == {"finetune-v2_moco_cbam_adv", "evaluate-v2_moco_cbam_adv", "ablation", "figures",
-                       "provenance"}, planned
+    seeds = [str(seed) for seed in params["study"]["seeds"]]
+    assert planned == {*(f"{stage}-v2_moco_cbam_adv-{seed}" for stage in ("finetune", "evaluate") for seed in seeds),
+                       "ablation", "figures", "report"}, planned
     repro = run([sys.executable, "-m", "dvc", "repro"], work).stdout
     assert _dvc_ran(repro) == planned, repro
 

@@ -10,28 +10,13 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 from .errors import UserError
 
 
 def _cmd_params(args) -> int:
-    from .config import ParamsError, dump_params, load_preset, validate_params
+    from .config import dump_params, load_preset, set_values, validate_params
 
-    params = load_preset(args.preset)
-    for item in args.set or []:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ParamsError(f"--set {item!r}: expected KEY=VALUE")
-        node = params
-        *parents, leaf = key.split(".")
-        for part in parents:
-            if not isinstance(node.get(part), dict):
-                raise ParamsError(f"--set {item!r}: no section {part!r}")
-            node = node[part]
-        if leaf not in node:
-            raise ParamsError(f"--set {item!r}: unknown key {key!r}")
-        node[leaf] = yaml.safe_load(raw)
+    params = set_values(load_preset(args.preset), args.set or [])
     validate_params(params, "resolved parameters")
     text = (f"# Resolved from preset '{args.preset}' by `iugc params`; edit freely, the schema "
             "checks it.\n" + dump_params(params))
@@ -86,10 +71,17 @@ def _cmd_convert_psfhs(args) -> int:
 
 def _cmd_model_summary(args) -> int:
     from .config import load_preset
+    from .errors import UserError
     from .models.summary import format_summary, model_summary
+    from .stages.views import landmark_spec
 
     params = load_preset(args.preset)
-    summary = model_summary(params, args.variant, size=args.size)
+    if args.variant not in params["variants"]:
+        raise UserError(f"no variant {args.variant!r}; choose one of {', '.join(params['variants'])}")
+    summary = model_summary(args.variant, landmark_spec(params, args.variant),
+                            adversarial=params["variants"][args.variant]["adversarial"],
+                            discriminator_channels=params["model"]["discriminator_channels"],
+                            leaky_relu_slope=params["model"]["leaky_relu_slope"], size=args.size)
     print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
     return 0
 
@@ -102,6 +94,12 @@ def _cmd_dvc_yaml(args) -> int:
         print(f"{args.out} is out of date with the Snakefile; run `iugc dvc-yaml`", file=sys.stderr)
         return 1
     return 0
+
+
+def _cmd_stage(args) -> int:
+    from .stages.runner import main as run_stage
+
+    return run_stage(args.stage_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=None, help="input side (default: the preset's)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_model_summary)
+
+    p = sub.add_parser("stage", help="run one job of the study (what the workflow's rules call)",
+                       add_help=False)
+    p.add_argument("stage_args", nargs=argparse.REMAINDER, help="NAME [--help] [options]")
+    p.set_defaults(func=_cmd_stage)
 
     p = sub.add_parser("dvc-yaml", help="write dvc.yaml from the Snakemake DAG")
     p.add_argument("--out", default="dvc.yaml")

@@ -78,11 +78,25 @@ def validate_params(params: Mapping, origin: str = "params") -> None:
     _check_consistency(params, origin)
 
 
+def known_encoders() -> dict[str, list[str]]:
+    """The timm names the hrnet and resnet encoders accept (presets/encoders.yaml)."""
+    return yaml.safe_load(resources.files("iugc.presets").joinpath("encoders.yaml").read_text())
+
+
 def _check_consistency(params: Mapping, origin: str) -> None:
     """Cross-field rules a JSON schema cannot say."""
-    source = params["data"]["source"]
-    if source != "phantom" and not params["data"].get("root"):
-        raise ParamsError(f"{origin}: data.root: required when data.source is {source!r}")
+    source, root = params["data"]["source"], params["data"].get("root")
+    if source != "phantom":
+        if not root:
+            raise ParamsError(f"{origin}: data.root: required when data.source is {source!r}")
+        if not Path(root).expanduser().is_dir():
+            raise ParamsError(f"{origin}: data.root: {root} is not a folder on this machine "
+                              f"(data.source is {source!r})")
+    for kind, names in known_encoders().items():
+        if params["encoders"][kind] not in names:
+            raise ParamsError(f"{origin}: encoders.{kind}: {params['encoders'][kind]!r} is not a timm "
+                              f"model the {kind} encoder can use (e.g. {', '.join(names[:4])}; "
+                              "all in iugc/presets/encoders.yaml)")
     for name, variant in params["variants"].items():
         if variant["pretrain"] == "mae" and variant["encoder"] != "attention_unet":
             raise ParamsError(f"{origin}: variants.{name}: masked-AE pretraining is defined for attention_unet only")
@@ -104,6 +118,27 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         raise ParamsError(f"{path}: cannot read ({err.strerror})") from None
     params = _read_yaml(text, str(path))
     validate_params(params, str(path))
+    return params
+
+
+def set_values(params: dict, assignments: Iterable[str]) -> dict:
+    """Apply ``KEY=VALUE`` overrides (dotted keys, YAML values) to ``params`` in place."""
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ParamsError(f"--set {item!r}: expected KEY=VALUE")
+        node = params
+        *parents, leaf = key.split(".")
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ParamsError(f"--set {item!r}: no section {part!r}")
+            node = node[part]
+        if leaf not in node:
+            raise ParamsError(f"--set {item!r}: unknown key {key!r}")
+        try:
+            node[leaf] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ParamsError(f"--set {item!r}: the value is not valid YAML") from None
     return params
 
 

@@ -1,7 +1,9 @@
-"""Landmark and AoP metrics with bootstrap confidence intervals. Pure numpy."""
+"""Landmark and AoP metrics with bootstrap confidence intervals, and the per-frame table they are
+computed from. numpy (and pandas for the table)."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .geometry import LANDMARKS, aop_from_landmarks
 
@@ -70,3 +72,18 @@ def summarize(pred, true, radii=(5, 10, 20, 40), n_samples: int = 1000,
     for j, name in enumerate(LANDMARKS[: errs.shape[1]]):
         out[f"re_{name}"] = float(errs[:, j].mean())
     return out
+
+
+def prediction_table(frames: pd.DataFrame, pred: np.ndarray) -> pd.DataFrame:
+    """One row per frame: true and predicted points, radial errors, AoP and its error."""
+    true = frames[[f"{n}_{a}" for n in LANDMARKS for a in "xy"]].to_numpy(float).reshape(-1, 3, 2)
+    table = frames[["filename", "image_path"]].copy()
+    for j, name in enumerate(LANDMARKS):
+        table[f"{name}_x"], table[f"{name}_y"] = true[:, j, 0], true[:, j, 1]
+        table[f"pred_{name}_x"], table[f"pred_{name}_y"] = pred[:, j, 0], pred[:, j, 1]
+        table[f"re_{name}"] = np.linalg.norm(pred[:, j] - true[:, j], axis=-1)
+    table["mre"] = table[[f"re_{n}" for n in LANDMARKS]].mean(axis=1)
+    table["aop"] = aop_from_landmarks(true)
+    table["pred_aop"] = aop_from_landmarks(pred)
+    table["aop_error"] = (table["pred_aop"] - table["aop"]).abs()
+    return table

@@ -2,38 +2,53 @@
 generated from the Snakemake DAG, so the DAG is written once (the rule files) and DVC sees the
 same jobs, commands, dependencies, outputs and parameters.
 
-Why snapshots: Snakemake decides by modification times, DVC by the values of the params each
-stage lists. Each job gets a small JSON file holding exactly the parameter values its stage
-reads; the file is rewritten (and so becomes newer than the job's outputs) only when those values
-change. A snapshot that did not exist before is dated to the epoch: its appearance alone never
-outdates results built earlier (for example by `dvc repro`).
+Why snapshots: Snakemake decides by modification times (and, for small files, checksums), DVC by
+the values of the params each stage lists. Each job gets a small JSON file holding exactly the
+parameter values its stage reads; the file is rewritten only when those values change. A
+snapshot that did not exist before is dated to the epoch: its appearance alone never outdates
+results built earlier (for example by `dvc repro`).
+
+Snapshots also carry a ``rebuild`` count. Before Snakemake plans, the workflow checks every
+finished result against its stamp (``iugc.stages.verify.outdated_jobs``); a job whose result is
+damaged, or was made from an input that is gone or changed, gets its count raised, which changes
+its snapshot and so makes Snakemake run it again. DVC needs no such help: it hashes outputs.
 """
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
-from .config import select
-from .stages import param_keys
+from .stages.registry import get_stage
 
 SNAPSHOT_DIR = Path(".snakemake") / "iugc-params"
+HASH_CACHE = Path(".snakemake") / "iugc-hashes.json"
 PARAMS_FILE = "params.yaml"
+OUTPUT_ROOTS = ("data", "results")  # where stamped results live
 
 
-def job_id(stage: str, wildcard: str | None = None) -> str:
-    return stage if wildcard is None else f"{stage}@{wildcard}"
+def param_snapshot(params: Mapping, stage: str, wildcards: Mapping[str, str] | None = None,
+                   root: Path | str = ".", rebuild: bool = False) -> str:
+    """Write (if changed) the snapshot of the params ``stage`` reads and return its path.
 
-
-def param_snapshot(params: dict, stage: str, wildcard: str | None = None,
-                   root: Path | str = ".") -> str:
-    """Write (if changed) the snapshot of the params ``stage`` reads and return its path."""
-    path = Path(root) / SNAPSHOT_DIR / f"{job_id(stage, wildcard)}.json"
-    values = select(params, param_keys(stage, params, wildcard))
-    text = json.dumps(values, sort_keys=True, indent=1) + "\n"
+    ``rebuild`` raises the job's rebuild count (the snapshot changes, so Snakemake reruns it).
+    """
+    found = get_stage(stage)
+    wildcards = {name: str(wildcards[name]) for name in found.wildcards} if found.wildcards else {}
+    job = found.job_id(wildcards)
+    path = Path(root) / SNAPSHOT_DIR / f"{job}.json"
     existed = path.exists()
+    count = 0
+    if existed:
+        try:
+            count = json.loads(path.read_text()).get("rebuild", 0)
+        except ValueError:
+            count = 0
+    text = json.dumps({"params": found.view(params, wildcards), "rebuild": count + bool(rebuild)},
+                      sort_keys=True, indent=1) + "\n"
     if existed and path.read_text() == text:
         return str(SNAPSHOT_DIR / path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,36 +87,38 @@ def snakemake_jobs(snakefile: Path | str = "Snakefile", workdir: Path | str = ".
                 jobs.append({
                     "rule": job.rule.name,
                     "wildcards": dict(job.wildcards),
-                    "stage": job.params.get("stage", job.rule.name),
-                    "wildcard": job.params.get("wildcard"),
                     "cmd": " ".join(job.format_wildcards(job.rule.shellcmd).split()),
                     "deps": [str(f) for f in job.input],
                     "outs": [str(f) for f in job.output],
                 })
     finally:
         os.chdir(cwd)
-    return sorted(jobs, key=lambda j: job_id(j["stage"], j["wildcard"]))
+    return sorted(jobs, key=lambda j: _job_id(j))
+
+
+def _job_id(job: Mapping) -> str:
+    return get_stage(job["rule"]).job_id(job["wildcards"])
 
 
 def dvc_stages(jobs: list[dict], params: dict) -> dict:
     """DVC's view of the Snakemake jobs: one stage per job, params by key, snapshots dropped."""
     stages = {}
     for job in jobs:
-        name = job_id(job["stage"], job["wildcard"]).replace("@", "-")
+        stage = get_stage(job["rule"])
         deps = [d for d in job["deps"] if not d.startswith(str(SNAPSHOT_DIR))]
-        stage = {"cmd": job["cmd"]}
+        entry = {"cmd": job["cmd"]}
         if deps:
-            stage["deps"] = deps
-        keys = param_keys(job["stage"], params, job["wildcard"])
+            entry["deps"] = deps
+        keys = stage.keys(params, job["wildcards"])
         if keys:
-            stage["params"] = keys
-        stage["outs"] = [_dvc_out(o) for o in job["outs"]]
-        stages[name] = stage
+            entry["params"] = keys
+        entry["outs"] = [_dvc_out(o) for o in job["outs"]]
+        stages[_job_id(job).replace("@", "-")] = entry
     return stages
 
 
 def _dvc_out(path: str):
-    # Small human-readable summaries stay in git as DVC metrics; everything else is cached.
+    # The metrics file stays in git (experiments carry it); everything else is cached.
     if path.endswith("metrics.json"):
         return {path: {"cache": False}}
     return path
@@ -109,7 +126,7 @@ def _dvc_out(path: str):
 
 def render_dvc_yaml(jobs: list[dict], params: dict) -> str:
     header = ("# Generated by `iugc dvc-yaml` from the Snakemake DAG (workflow/rules/*.smk); do not\n"
-              "# edit by hand. Regenerate after changing the rules, the variants or data.source.\n")
+              "# edit by hand. Regenerate after changing the rules, the variants, the seeds or data.source.\n")
     doc = {
         "stages": dvc_stages(jobs, params),
         "metrics": ["reports/metrics.json"],
@@ -121,9 +138,9 @@ def render_dvc_yaml(jobs: list[dict], params: dict) -> str:
 def _dvc_plots(jobs: list[dict]) -> list:
     plots = []
     for job in jobs:
-        if job["stage"] == "finetune":
+        if job["rule"] == "finetune":
             plots.append({f"{job['outs'][0]}/dvclive/plots/metrics": {"x": "step"}})
-        if job["stage"] == "pretrain":
+        if job["rule"] == "pretrain":
             plots.append({f"{job['outs'][0]}/losses.csv": {"x": "step", "y": "loss"}})
     return plots
 

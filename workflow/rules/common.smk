@@ -1,32 +1,54 @@
-# Helpers shared by the .smk files. The variants, the pretraining jobs they need, and the
-# per-job parameter snapshots that make Snakemake rerun a job exactly when DVC would.
-from iugc.stages.keys import pretrain_method, pretrain_methods
-from iugc.workflow import param_snapshot
+# Helpers shared by the .smk files: the study's dimensions, the per-job parameter snapshots that
+# make Snakemake rerun a job exactly when DVC would, and the check of finished results.
+import sys
+
+from iugc.integrity import HashCache
+from iugc.stages.registry import get_stage
+from iugc.stages.verify import outdated_jobs
+from iugc.stages.views import pretrain_method, pretrain_methods
+from iugc.workflow import HASH_CACHE, OUTPUT_ROOTS, param_snapshot
 
 VARIANTS = list(config["variants"])
-PRETRAIN_METHODS = pretrain_methods(config)
-ENV = "../envs/iugc.yaml"
+METHODS = pretrain_methods(config)
+SEEDS = [str(seed) for seed in config["study"]["seeds"]]
+THREADS = config["compute"]["threads"]  # of every job that computes with torch
+
+
+# A finished result that is damaged, or was made from an input that is gone or changed since,
+# is rebuilt: its job's snapshot changes (see iugc/workflow.py). Checked once, before planning.
+OUTDATED = {}
+if workflow.is_main_process:
+    _hashes = HashCache(HASH_CACHE)
+    OUTDATED = outdated_jobs(OUTPUT_ROOTS, _hashes)
+    _hashes.save()
+    for _job, _reason in OUTDATED.items():
+        print(f"iugc: {_reason}: {_job} runs again", file=sys.stderr)
+_REBUILT = set()
 
 
 def snapshot(stage):
     """Input function: the snapshot of the params a job of ``stage`` reads."""
 
     def _snapshot(wildcards):
-        wildcard = wildcards[0] if len(wildcards) else None
-        return param_snapshot(config, stage, wildcard)
+        wildcards = dict(wildcards)
+        job = get_stage(stage).job_id(wildcards)
+        rebuild = job in OUTDATED and job not in _REBUILT
+        _REBUILT.add(job)
+        return param_snapshot(config, stage, wildcards, rebuild=rebuild)
 
     return _snapshot
 
 
-def source_root():
-    """The external data folder, a dependency when the data are not the built-in phantom."""
-    return [] if config["data"]["source"] == "phantom" else [config["data"]["root"]]
+def data_source(wildcards):
+    """The user's data tree, an input of `obtain` unless the data are the built-in phantom."""
+    return {} if config["data"]["source"] == "phantom" else {"source": config["data"]["root"]}
 
 
-def encoder_of(wildcards):
+def pretrained_encoder(wildcards):
     method = pretrain_method(config["variants"][wildcards.variant])
-    return {"encoder": f"results/pretrain/{method}"} if method else {}
+    return {"encoder": f"results/pretrain/{method}/seed{wildcards.seed}"} if method else {}
 
 
-def encoder_arg(wildcards, input):
-    return f"--encoder {input.encoder}" if "encoder" in input.keys() else ""
+def option(name):
+    """Params function: ``--name PATH`` when the job has the input ``name``, else nothing."""
+    return lambda wildcards, input: f"--{name} {input[name]}" if name in input.keys() else ""

@@ -1,17 +1,17 @@
 rule obtain:
     input:
         snapshot("obtain"),
-        source_root(),
+        unpack(data_source),
     output:
         directory("data/dataset"),
     params:
-        stage="obtain",
+        source=option("source"),
     log:
         "results/logs/obtain.log",
     conda:
         ENV
     shell:
-        "python workflow/scripts/obtain.py --out {output} --log {log}"
+        "iugc stage obtain {params.source} --out {output} --log {log}"
 
 
 rule validate:
@@ -19,49 +19,40 @@ rule validate:
         snapshot("validate"),
         dataset="data/dataset",
     output:
-        "results/data/validation.json",
-    params:
-        stage="validate",
+        directory("results/validate"),
     log:
         "results/logs/validate.log",
     conda:
         ENV
     shell:
-        "python workflow/scripts/validate.py --dataset {input.dataset} --out {output} --log {log}"
+        "iugc stage validate --dataset {input.dataset} --out {output} --log {log}"
 
 
 rule split:
     input:
         snapshot("split"),
         dataset="data/dataset",
-        validation="results/data/validation.json",
+        validation="results/validate",
     output:
-        "data/splits.csv",
-    params:
-        stage="split",
+        directory("results/split"),
     log:
         "results/logs/split.log",
     conda:
         ENV
     shell:
-        "python workflow/scripts/split.py --dataset {input.dataset} --validation {input.validation}"
-        " --out {output} --log {log}"
+        "iugc stage split --dataset {input.dataset} --validation {input.validation} --out {output} --log {log}"
 
 
 rule filter:
     input:
         snapshot("filter"),
         dataset="data/dataset",
-        splits="data/splits.csv",
+        split="results/split",
     output:
-        pool="data/pretrain_pool.csv",
-        report=directory("results/filter"),
-    params:
-        stage="filter",
+        directory("results/filter"),
     log:
         "results/logs/filter.log",
     conda:
         ENV
     shell:
-        "python workflow/scripts/filter.py --dataset {input.dataset} --splits {input.splits}"
-        " --pool {output.pool} --out {output.report} --log {log}"
+        "iugc stage filter --dataset {input.dataset} --split {input.split} --out {output} --log {log}"

@@ -1,39 +1,37 @@
 rule finetune:
     input:
-        unpack(encoder_of),
         snapshot("finetune"),
+        unpack(pretrained_encoder),
         dataset="data/dataset",
-        splits="data/splits.csv",
+        split="results/split",
     output:
-        directory("results/finetune/{variant}"),
+        directory("results/finetune/{variant}/seed{seed}"),
     params:
-        stage="finetune",
-        wildcard=lambda wildcards: wildcards.variant,
-        encoder=encoder_arg,
+        encoder=option("encoder"),
+        checkpoints="results/checkpoints/finetune/{variant}/seed{seed}",
     log:
-        "results/logs/finetune@{variant}.log",
+        "results/logs/finetune/{variant}/seed{seed}.log",
+    threads: THREADS
     conda:
         ENV
     shell:
-        "python workflow/scripts/finetune.py {wildcards.variant} --dataset {input.dataset}"
-        " --splits {input.splits} {params.encoder} --out {output} --log {log}"
+        "iugc stage finetune --variant {wildcards.variant} --seed {wildcards.seed} --dataset {input.dataset}"
+        " --split {input.split} {params.encoder} --checkpoints {params.checkpoints} --out {output} --log {log}"
 
 
 rule evaluate:
     input:
         snapshot("evaluate"),
         dataset="data/dataset",
-        splits="data/splits.csv",
-        model="results/finetune/{variant}",
+        split="results/split",
+        model="results/finetune/{variant}/seed{seed}",
     output:
-        directory("results/eval/{variant}"),
-    params:
-        stage="evaluate",
-        wildcard=lambda wildcards: wildcards.variant,
+        directory("results/eval/{variant}/seed{seed}"),
     log:
-        "results/logs/evaluate@{variant}.log",
+        "results/logs/evaluate/{variant}/seed{seed}.log",
+    threads: THREADS
     conda:
         ENV
     shell:
-        "python workflow/scripts/evaluate.py {wildcards.variant} --dataset {input.dataset}"
-        " --splits {input.splits} --model {input.model} --out {output} --log {log}"
+        "iugc stage evaluate --variant {wildcards.variant} --seed {wildcards.seed} --dataset {input.dataset}"
+        " --split {input.split} --model {input.model} --out {output} --log {log}"

@@ -1,15 +1,16 @@
 rule pretrain:
     input:
         snapshot("pretrain"),
-        pool="data/pretrain_pool.csv",
+        pool="results/filter",
     output:
-        directory("results/pretrain/{method}"),
+        directory("results/pretrain/{method}/seed{seed}"),
     params:
-        stage="pretrain",
-        wildcard=lambda wildcards: wildcards.method,
+        checkpoints="results/checkpoints/pretrain/{method}/seed{seed}",
     log:
-        "results/logs/pretrain@{method}.log",
+        "results/logs/pretrain/{method}/seed{seed}.log",
+    threads: THREADS
     conda:
         ENV
     shell:
-        "python workflow/scripts/pretrain.py {wildcards.method} --pool {input.pool} --out {output} --log {log}"
+        "iugc stage pretrain --method {wildcards.method} --seed {wildcards.seed} --pool {input.pool}"
+        " --checkpoints {params.checkpoints} --out {output} --log {log}"

@@ -1,68 +1,79 @@
+import os
+
+EVALUATIONS = expand("results/eval/{variant}/seed{seed}", variant=VARIANTS, seed=SEEDS)
+FINETUNED = expand("results/finetune/{variant}/seed{seed}", variant=VARIANTS, seed=SEEDS)
+PRETRAINED = expand("results/pretrain/{method}/seed{seed}", method=METHODS, seed=SEEDS)
+
+
 rule ablation:
     input:
         snapshot("ablation"),
-        evaluations=expand("results/eval/{variant}", variant=VARIANTS),
+        dataset="data/dataset",
+        evaluations=EVALUATIONS,
     output:
-        report(
-            "reports/ablation.md",
-            caption="../report/ablation.rst",
-            category="Ablation (Table 2)",
-        ),
-        "reports/ablation.csv",
-        "reports/ablation.tex",
-        "reports/per_landmark.csv",
-        "reports/metrics.json",
-    params:
-        stage="ablation",
+        directory("results/ablation"),
     log:
         "results/logs/ablation.log",
     conda:
         ENV
     shell:
-        "python workflow/scripts/ablation.py --evaluations results/eval --out reports --log {log}"
+        "iugc stage ablation --dataset {input.dataset} --evaluations {input.evaluations} --out {output} --log {log}"
 
 
 rule figures:
     input:
         snapshot("figures"),
         dataset="data/dataset",
-        splits="data/splits.csv",
-        evaluations=expand("results/eval/{variant}", variant=VARIANTS),
-        finetuned=expand("results/finetune/{variant}", variant=VARIANTS),
-        pretrained=expand("results/pretrain/{method}", method=PRETRAIN_METHODS),
+        split="results/split",
+        evaluations=EVALUATIONS,
+        finetuned=FINETUNED,
+        pretrained=PRETRAINED,
     output:
+        directory("results/figures"),
+    log:
+        "results/logs/figures.log",
+    conda:
+        ENV
+    shell:
+        "iugc stage figures --dataset {input.dataset} --split {input.split} --evaluations {input.evaluations}"
+        " --finetuned {input.finetuned} --pretrained {input.pretrained} --out {output} --log {log}"
+
+
+# The last job: it checks every result against its sources and the current parameters, then
+# writes the report a reviewer reads.
+rule report:
+    input:
+        snapshot("report"),
+        dataset="data/dataset",
+        ablation="results/ablation",
+        figures="results/figures",
+        results=[
+            "results/validate",
+            "results/split",
+            "results/filter",
+            *PRETRAINED,
+            *FINETUNED,
+            *EVALUATIONS,
+        ],
+    output:
+        report("reports/ablation.md", caption="../report/ablation.rst", category="Ablation (Table 2)"),
+        "reports/ablation.csv",
+        "reports/ablation.tex",
+        "reports/per_landmark.csv",
+        "reports/metrics.json",
         report(
             directory("reports/figures"),
             patterns=["{name}.png"],
             caption="../report/figures.rst",
             category="Figures",
         ),
-    params:
-        stage="figures",
-    log:
-        "results/logs/figures.log",
-    conda:
-        ENV
-    shell:
-        "python workflow/scripts/figures.py --dataset {input.dataset} --splits {input.splits}"
-        " --evaluations results/eval --finetuned results/finetune --pretrained results/pretrain"
-        " --out {output} --log {log}"
-
-
-rule provenance:
-    input:
-        snapshot("provenance"),
-        dataset="data/dataset",
-        metrics="reports/metrics.json",
-        figures="reports/figures",
-    output:
         report("reports/provenance.json", caption="../report/provenance.rst", category="Provenance"),
     params:
-        stage="provenance",
+        out=lambda wildcards, output: os.path.dirname(output[0]),
     log:
-        "results/logs/provenance.log",
+        "results/logs/report.log",
     conda:
         ENV
     shell:
-        "python workflow/scripts/provenance.py --dataset {input.dataset} --logs results/timings"
-        " --out {output} --log {log}"
+        "iugc stage report --dataset {input.dataset} --ablation {input.ablation} --figures {input.figures}"
+        " --results {input.results} --out {params.out} --log {log}"

@@ -22,7 +22,8 @@ breaks landmark supervision and the dense correspondences of MoCo.
 from __future__ import annotations
 
 import random
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import albumentations as A
 import cv2
@@ -30,6 +31,32 @@ import numpy as np
 from scipy import ndimage
 
 KEYPOINT_PARAMS = dict(format="xy", remove_invisible=False)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Table 1. ``alpha_affine``, ``elastic_alpha`` and ``elastic_sigma`` are pixels of the image
+    the pipeline is applied to (the model input); the smaller presets scale them."""
+
+    elastic_alpha: float
+    elastic_sigma: float
+    alpha_affine: float
+    elastic_p: float
+    brightness_limit: float
+    contrast_limit: float
+    brightness_contrast_p: float
+    blur_kernel: tuple[int, int]
+    blur_p: float
+    speckle_mean: float
+    speckle_std: float
+    speckle_p: float
+    normalize_mean: float
+    normalize_std: float
+
+    @classmethod
+    def from_section(cls, section) -> "AugmentConfig":
+        """From the ``augment`` section of the parameters (a list for ``blur_kernel``)."""
+        return cls(**{**section, "blur_kernel": tuple(section["blur_kernel"])})
 
 
 class ElasticAffine(A.DualTransform):
@@ -123,8 +150,8 @@ def _gaussian_blur(kernel_range, p: float) -> A.OneOf:
     return A.OneOf(blurs, p=p)
 
 
-def _normalize(aug: Mapping) -> A.Normalize:
-    return A.Normalize(mean=aug["normalize_mean"], std=aug["normalize_std"], max_pixel_value=1.0, p=1.0)
+def _normalize(mean: float, std: float) -> A.Normalize:
+    return A.Normalize(mean=mean, std=std, max_pixel_value=1.0, p=1.0)
 
 
 def reseed(transform: A.Compose, seed: int | None) -> A.Compose:
@@ -138,33 +165,28 @@ def reseed(transform: A.Compose, seed: int | None) -> A.Compose:
     return transform
 
 
-def build_augment(aug_params: Mapping, seed: int | None = None) -> A.Compose:
-    """Table 1 for training: geometric and intensity augmentations, then normalisation once.
-
-    ``alpha_affine``, ``elastic_alpha`` and ``elastic_sigma`` are pixels of the image the
-    pipeline is applied to (the model input, ``model.image_size``).
-    """
-    aug = aug_params
+def build_augment(config: AugmentConfig, seed: int | None = None) -> A.Compose:
+    """Table 1 for training: geometric and intensity augmentations, then normalisation once."""
     elastic = A.Sequential([
-        ElasticAffine(alpha_affine=aug["alpha_affine"], p=1.0),
+        ElasticAffine(alpha_affine=config.alpha_affine, p=1.0),
         # Uniform noise as in albumentations < 1.4, whose semantics the paper's numbers have.
-        KeypointElasticTransform(alpha=aug["elastic_alpha"], sigma=aug["elastic_sigma"],
+        KeypointElasticTransform(alpha=config.elastic_alpha, sigma=config.elastic_sigma,
                                  noise_distribution="uniform", border_mode=cv2.BORDER_CONSTANT, p=1.0),
-    ], p=aug["elastic_p"])
+    ], p=config.elastic_p)
     transform = A.Compose([
         elastic,
-        A.RandomBrightnessContrast(brightness_limit=aug["brightness_limit"],
-                                   contrast_limit=aug["contrast_limit"], p=aug["brightness_contrast_p"]),
-        _gaussian_blur(aug["blur_kernel"], p=aug["blur_p"]),
-        SpeckleNoise(mean=aug["speckle_mean"], std=aug["speckle_std"], p=aug["speckle_p"]),
-        _normalize(aug),
+        A.RandomBrightnessContrast(brightness_limit=config.brightness_limit,
+                                   contrast_limit=config.contrast_limit, p=config.brightness_contrast_p),
+        _gaussian_blur(config.blur_kernel, p=config.blur_p),
+        SpeckleNoise(mean=config.speckle_mean, std=config.speckle_std, p=config.speckle_p),
+        _normalize(config.normalize_mean, config.normalize_std),
     ], keypoint_params=A.KeypointParams(**KEYPOINT_PARAMS))
     return reseed(transform, seed)
 
 
-def build_eval_transform(aug_params: Mapping) -> A.Compose:
+def build_eval_transform(normalize_mean: float, normalize_std: float) -> A.Compose:
     """Normalisation only (validation, test, inference)."""
-    return A.Compose([_normalize(aug_params)])  # keypoints pass through unchanged
+    return A.Compose([_normalize(normalize_mean, normalize_std)])  # keypoints pass through unchanged
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..geometry import LANDMARKS
-from ..train.runtime import derive_seed
+from ..seeding import derive_seed
 from .augment import apply, reseed, to_uint8
 from .images import ResizeMap, image_size, load_for_model
 

@@ -13,6 +13,7 @@ frame already kept.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,19 @@ import pandas as pd
 
 from ..errors import UserError
 from .images import read_grey
+
+POOL_CSV = "pool.csv"  # the kept frames (column image_path): what pretraining reads
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """The ``filter`` section of the parameters."""
+
+    phash_duplicate_distance: int  # within this Hamming distance of a kept frame: a near-duplicate
+    blank_std: float               # grey-level sd below which a frame is blank
+    classifier_features_size: int  # side of the thumbnail the standard-plane classifier sees
+    classifier_threshold: float
+    calibration_fraction: float    # share of the pool (whole acquisitions) a reader labels
 
 
 def image_features(images: list[np.ndarray], side: int, grid: int = 8) -> np.ndarray:
@@ -70,20 +84,20 @@ def drop_near_duplicates(hashes: list[int], candidates: np.ndarray, max_distance
     return duplicate_of
 
 
-def _classify(pool: pd.DataFrame, images, train: pd.DataFrame, fp: dict, seed: int):
+def _classify(pool: pd.DataFrame, images, train: pd.DataFrame, config: FilterConfig, seed: int):
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import GroupShuffleSplit
 
-    side = fp["classifier_features_size"]
+    side = config.classifier_features_size
     truth = pool["standard_plane"].to_numpy().astype(int)
     groups = [str(Path(r).parent) for r in pool["relpath"]]
     # The reader labels whole acquisitions; the first seeded draw that shows both kinds of frame.
-    splitter = GroupShuffleSplit(n_splits=50, train_size=fp["calibration_fraction"], random_state=seed)
+    splitter = GroupShuffleSplit(n_splits=50, train_size=config.calibration_fraction, random_state=seed)
     draws = splitter.split(np.zeros(len(pool)), truth, groups)
     calib_idx, rest_idx = next(((c, r) for c, r in draws if len(set(truth[c])) == 2), (None, None))
     if calib_idx is None:
         raise UserError("standard-plane filter: no calibration subset of "
-                        f"filter.calibration_fraction = {fp['calibration_fraction']} holds both standard "
+                        f"filter.calibration_fraction = {config.calibration_fraction} holds both standard "
                         "and non-standard frames; raise it or use a larger pool")
     positives = [read_grey(p) for p in train["image_path"]]
     x_calib = image_features([images[i] for i in calib_idx] + positives, side)
@@ -96,7 +110,7 @@ def _classify(pool: pd.DataFrame, images, train: pd.DataFrame, fp: dict, seed: i
     score[rest_idx] = model.predict_proba(image_features([images[i] for i in rest_idx], side))[:, 1]
     is_sp = np.zeros(len(pool), dtype=bool)
     is_sp[calib_idx] = truth[calib_idx] == 1          # a reader labelled these
-    is_sp[rest_idx] = score[rest_idx] >= fp["classifier_threshold"]
+    is_sp[rest_idx] = score[rest_idx] >= config.classifier_threshold
     calibration = np.zeros(len(pool), dtype=bool)
     calibration[calib_idx] = True
 
@@ -112,7 +126,8 @@ def _classify(pool: pd.DataFrame, images, train: pd.DataFrame, fp: dict, seed: i
     return is_sp, score, calibration, metrics
 
 
-def select_pretraining_pool(unlabeled: pd.DataFrame, train: pd.DataFrame, fp: dict, seed: int):
+def select_pretraining_pool(unlabeled: pd.DataFrame, train: pd.DataFrame, config: FilterConfig,
+                            seed: int):
     """Decide, for every candidate frame, kept or dropped and why. Returns (manifest, metrics)."""
     if len(unlabeled):
         pool = unlabeled.reset_index(drop=True).copy()
@@ -135,7 +150,7 @@ def select_pretraining_pool(unlabeled: pd.DataFrame, train: pd.DataFrame, fp: di
             reasons.append("unreadable")
             continue
         images.append(image)
-        reasons.append("blank" if float(image.std()) < fp["blank_std"] else "")
+        reasons.append("blank" if float(image.std()) < config.blank_std else "")
     reasons = np.array(reasons, dtype=object)
     readable = np.array([im is not None for im in images])
 
@@ -149,7 +164,7 @@ def select_pretraining_pool(unlabeled: pd.DataFrame, train: pd.DataFrame, fp: di
         usable = readable & (reasons == "")
         is_sp = np.zeros(len(pool), dtype=bool)
         sub = pool[usable].reset_index(drop=True)
-        sp_sub, score, calib, m = _classify(sub, [im for im, u in zip(images, usable) if u], train, fp, seed)
+        sp_sub, score, calib, m = _classify(sub, [im for im, u in zip(images, usable) if u], train, config, seed)
         is_sp[usable] = sp_sub
         pool.loc[usable, "sp_score"] = score
         pool.loc[usable, "calibration"] = calib
@@ -161,7 +176,7 @@ def select_pretraining_pool(unlabeled: pd.DataFrame, train: pd.DataFrame, fp: di
     reasons[(reasons == "") & ~is_sp] = not_sp
 
     hashes = [perceptual_hash(im) if im is not None else 0 for im in images]
-    duplicate_of = drop_near_duplicates(hashes, reasons == "", fp["phash_duplicate_distance"])
+    duplicate_of = drop_near_duplicates(hashes, reasons == "", config.phash_duplicate_distance)
     for i in np.flatnonzero(duplicate_of >= 0):
         reasons[i] = f"near-duplicate of {pool['relpath'][duplicate_of[i]]}"
 

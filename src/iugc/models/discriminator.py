@@ -1,12 +1,10 @@
 """The spectral-normalised PatchGAN discriminator of Eq. 10 (3 x 512 x 512 -> 1 x 62 x 62)."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
-
-from ..geometry import LANDMARKS
 
 
 class SpectralConv2D(nn.Sequential):
@@ -35,10 +33,3 @@ class PatchGANDiscriminator(nn.Sequential):
             in_channels = width
         layers.append(nn.Conv2d(in_channels, 1, 4, stride=1, padding=1))
         super().__init__(*layers)
-
-
-def build_discriminator(params: Mapping) -> PatchGANDiscriminator:
-    """The discriminator of the parameter set: one input channel per landmark heatmap."""
-    model = params["model"]
-    return PatchGANDiscriminator(len(LANDMARKS), model["discriminator_channels"],
-                                 model["leaky_relu_slope"])

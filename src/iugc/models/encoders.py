@@ -16,6 +16,7 @@ All are built with random weights and one input channel (grey ultrasound).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import timm
 import torch
@@ -116,23 +117,31 @@ class AttentionUNetBody(nn.Module):
         return {"shallow": levels[0], "middle": middle, "deep": levels[-1]}
 
 
-def build_encoder(kind: str, params: Mapping) -> nn.Module:
-    """The encoder ``kind`` (one of ENCODER_KINDS) configured by ``params["encoders"]``."""
-    encoders = params["encoders"]
-    if kind == "attention_unet":
-        return AttentionUNetBody(encoders["attention_unet_channels"])
-    if kind not in TIMM_STAGES:
-        raise UserError(f"encoder {kind!r} is not one of {', '.join(ENCODER_KINDS)}")
-    name = encoders[kind]
-    if not timm.is_model(name):
-        raise UserError(f"encoders.{kind}: {name!r} is not a timm model")
-    encoder = TimmEncoder(name, TIMM_STAGES[kind])
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Which encoder: ``kind`` (one of ENCODER_KINDS), the timm model ``name`` for HRNet and
+    ResNet, the level widths ``channels`` for the Attention U-Net."""
+
+    kind: str
+    name: str | None = None
+    channels: tuple[int, ...] = ()
+
+
+def build_encoder(spec: EncoderSpec) -> nn.Module:
+    """The encoder ``spec`` describes, with random weights and one input channel."""
+    if spec.kind == "attention_unet":
+        return AttentionUNetBody(spec.channels)
+    if spec.kind not in TIMM_STAGES:
+        raise UserError(f"encoder {spec.kind!r} is not one of {', '.join(ENCODER_KINDS)}")
+    if not timm.is_model(spec.name):
+        raise UserError(f"encoders.{spec.kind}: {spec.name!r} is not a timm model")
+    encoder = TimmEncoder(spec.name, TIMM_STAGES[spec.kind])
     try:
         groups = encoder.stage_groups()
     except AttributeError:  # a child named in TIMM_STAGES is missing
         groups = {}
     if not partitions_parameters(encoder, groups):
-        raise UserError(f"encoders.{kind}: {name!r} does not have the layers of a {kind} model")
+        raise UserError(f"encoders.{spec.kind}: {spec.name!r} does not have the layers of a {spec.kind} model")
     return encoder
 
 

@@ -3,6 +3,7 @@ Table 2."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -10,7 +11,7 @@ from torch import nn
 from ..errors import UserError
 from ..geometry import LANDMARKS
 from .decoder import HeatmapDecoder
-from .encoders import build_encoder
+from .encoders import EncoderSpec, build_encoder
 from .heads import CoordinateHead, soft_argmax
 
 OUTPUTS = ("heatmaps", "coordinates")
@@ -49,45 +50,57 @@ class LandmarkNet(nn.Module):
         return {"coords": out.float() * scale}  # float32 under mixed precision, as soft_argmax
 
 
-def model_param_keys(params: Mapping, variant_name: str) -> list[str]:
-    """The dotted keys ``build_landmark_model`` reads for this variant (and no others)."""
-    variant = params["variants"][variant_name]
-    encoder = variant["encoder"]
-    keys = [f"variants.{variant_name}", "model.image_size",
-            "encoders.attention_unet_channels" if encoder == "attention_unet" else f"encoders.{encoder}"]
-    if variant["output"] == "heatmaps":
-        keys += ["model.decoder_channels", "model.soft_argmax_beta"]
-    if variant["attention"]:
-        keys += ["model.cbam_reduction", "model.cbam_kernel"]
-    return keys
+@dataclass(frozen=True)
+class LandmarkNetSpec:
+    """Everything that decides the generator's architecture for one Table 2 variant.
+
+    It is saved beside the weights (``to_dict``), so a trained model can be rebuilt from its
+    file alone. ``cbam_*`` matter only with ``attention``; ``decoder_channels`` and
+    ``soft_argmax_beta`` only for heatmap outputs.
+    """
+
+    encoder: EncoderSpec
+    output: str                      # heatmaps | coordinates
+    attention: bool
+    image_size: int                  # network input side; heatmaps have the same side
+    decoder_channels: tuple[int, ...] = ()
+    soft_argmax_beta: float = 1.0
+    cbam_reduction: int | None = None
+    cbam_kernel: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "LandmarkNetSpec":
+        data = dict(data)
+        encoder = dict(data.pop("encoder"))
+        encoder["channels"] = tuple(encoder.get("channels", ()))
+        data["decoder_channels"] = tuple(data.get("decoder_channels", ()))
+        return cls(encoder=EncoderSpec(**encoder), **data)
 
 
-def build_landmark_model(params: Mapping, variant_name: str) -> LandmarkNet:
-    """The generator of variant ``params["variants"][variant_name]`` with random weights."""
-    variants = params["variants"]
-    if variant_name not in variants:
-        raise UserError(f"variants: no variant {variant_name!r}; "
-                        f"choose one of {', '.join(variants)}")
-    variant, model = variants[variant_name], params["model"]
-    encoder = build_encoder(variant["encoder"], params)
-    if model["image_size"] % encoder.size_divisor:
-        raise UserError(f"model.image_size: {model['image_size']} is not a multiple of "
-                        f"{encoder.size_divisor}, which the {variant['encoder']} encoder needs")
-    # Read only what this variant uses: the stage hands the builder exactly those keys.
-    cbam = (dict(cbam_reduction=model["cbam_reduction"], cbam_kernel=model["cbam_kernel"])
-            if variant["attention"] else dict(cbam_reduction=None, cbam_kernel=None))
-    if variant["output"] == "heatmaps":
-        head = HeatmapDecoder(encoder.out_channels, model["decoder_channels"], len(LANDMARKS),
-                              encoder.reduction, variant["attention"], **cbam)
-        return LandmarkNet(encoder, head, "heatmaps", model["soft_argmax_beta"])
-    head = CoordinateHead(encoder.out_channels, len(LANDMARKS), variant["attention"], **cbam)
+def build_landmark_model(spec: LandmarkNetSpec) -> LandmarkNet:
+    """The generator ``spec`` describes, with random weights."""
+    if spec.output not in OUTPUTS:
+        raise UserError(f"output {spec.output!r} is not one of {', '.join(OUTPUTS)}")
+    encoder = build_encoder(spec.encoder)
+    if spec.image_size % encoder.size_divisor:
+        raise UserError(f"model.image_size: {spec.image_size} is not a multiple of "
+                        f"{encoder.size_divisor}, which the {spec.encoder.kind} encoder needs")
+    cbam = dict(cbam_reduction=spec.cbam_reduction, cbam_kernel=spec.cbam_kernel)
+    if spec.output == "heatmaps":
+        head = HeatmapDecoder(encoder.out_channels, spec.decoder_channels, len(LANDMARKS),
+                              encoder.reduction, spec.attention, **cbam)
+        return LandmarkNet(encoder, head, "heatmaps", spec.soft_argmax_beta)
+    head = CoordinateHead(encoder.out_channels, len(LANDMARKS), spec.attention, **cbam)
     return LandmarkNet(encoder, head, "coordinates")
 
 
 def load_encoder_state(model: LandmarkNet, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Load pretrained encoder weights into ``model.encoder``, strictly.
 
-    ``state_dict`` is that of a module built by ``build_encoder`` from the same parameters:
+    ``state_dict`` is that of a module built by ``build_encoder`` from the same spec:
     MoCo's query encoder, or MAE's ``AttentionUNetBody``. A mismatch (another preset's
     checkpoint, another encoder) is a UserError naming the first problem.
     """

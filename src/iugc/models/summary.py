@@ -6,14 +6,15 @@ two instead of a CPU forward pass.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 from ..errors import UserError
-from .discriminator import build_discriminator
-from .landmark_net import build_landmark_model
+from ..geometry import LANDMARKS
+from .discriminator import PatchGANDiscriminator
+from .landmark_net import LandmarkNetSpec, build_landmark_model
 
 
 def _count(module: nn.Module) -> int:
@@ -45,18 +46,20 @@ def _shape(dims) -> str:
     return " x ".join(str(d) for d in dims)
 
 
-def model_summary(params: Mapping, variant_name: str, size: int | None = None) -> dict:
-    """Shapes (without batch) and parameter counts of the generator of ``variant_name`` and,
-    for heatmap variants, of the discriminator that judges its heatmaps (None otherwise)."""
-    size = params["model"]["image_size"] if size is None else size
+def model_summary(variant_name: str, spec: LandmarkNetSpec, *, adversarial: bool,
+                  discriminator_channels: Sequence[int], leaky_relu_slope: float,
+                  size: int | None = None) -> dict:
+    """Shapes (without batch) and parameter counts of the generator ``spec`` describes and, for
+    heatmap variants, of the discriminator that judges its heatmaps (None otherwise)."""
+    size = spec.image_size if size is None else size
     with torch.device("meta"):
-        generator = build_landmark_model(params, variant_name)
+        generator = build_landmark_model(spec)
         heatmaps = generator.output == "heatmaps"
-        discriminator = build_discriminator(params) if heatmaps else None
-    variant = params["variants"][variant_name]
+        discriminator = (PatchGANDiscriminator(len(LANDMARKS), discriminator_channels, leaky_relu_slope)
+                         if heatmaps else None)
     divisor = generator.encoder.size_divisor
     if size <= 0 or size % divisor:
-        raise UserError(f"size {size}: the {variant['encoder']} encoder needs a positive "
+        raise UserError(f"size {size}: the {spec.encoder.kind} encoder needs a positive "
                         f"multiple of {divisor}")
 
     blocks = [("generator.encoder", generator.encoder)]
@@ -64,10 +67,10 @@ def model_summary(params: Mapping, variant_name: str, size: int | None = None) -
     out, layers = _trace(generator, blocks, torch.zeros(1, 1, size, size, device="meta"))
     summary = dict(
         variant=variant_name,
-        encoder=variant["encoder"],
+        encoder=spec.encoder.kind,
         output=generator.output,
-        attention=variant["attention"],
-        adversarial=variant["adversarial"],
+        attention=spec.attention,
+        adversarial=adversarial,
         input=[1, size, size],
         encoder_out=layers[0]["output"],
         generator_out=list(out["heatmaps" if heatmaps else "coords"].shape[1:]),

@@ -1,7 +1,6 @@
 """What made a report: code version, parameters, data, software, machine, time per stage."""
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
 from importlib import metadata
@@ -42,16 +41,10 @@ def device_info() -> dict:
     return info
 
 
-def stage_times(logs_dir: Path | str) -> dict:
-    times = {}
-    for path in sorted(Path(logs_dir).glob("*.json")):
-        record = json.loads(path.read_text())
-        times[record["stage"]] = record["seconds"]
-    return times
-
-
-def provenance(params: dict, source: dict, logs_dir: Path | str) -> dict:
-    times = stage_times(logs_dir)
+def provenance(params: dict, source: dict, chain: dict) -> dict:
+    """``chain``: per result of the study, the job that made it, its stamp digest and seconds
+    (``iugc.stages.verify.verify_chain``)."""
+    times = {entry["job"]: entry["seconds"] for entry in chain.values()}
     return {
         "preset": params["preset"],
         "params_hash": params_hash(params),
@@ -59,6 +52,7 @@ def provenance(params: dict, source: dict, logs_dir: Path | str) -> dict:
         "git": git_state(),
         "packages": package_versions(),
         "device": device_info(),
-        "stage_seconds": times,
-        "total_stage_seconds": round(sum(times.values()), 1),
+        "results": chain,
+        "stage_seconds": dict(sorted(times.items())),
+        "total_stage_seconds": round(sum(t or 0 for t in times.values()), 1),
     }

@@ -87,10 +87,11 @@ def render(table: pd.DataFrame, kind: str, caption: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def caption(params: dict, encoder_names: dict[str, str]) -> str:
-    source = params["data"]["source"]
+def caption(source: str, preset: str, encoder_names: dict[str, str]) -> str:
+    """The table's caption; ``source`` is the data source recorded by the obtain stage (what the
+    numbers were computed on), not a parameter that could have changed since."""
     encoders = ", ".join(f"{k} = {v}" for k, v in encoder_names.items())
-    return (f"Ablation on {SOURCE_NOTES[source]}; preset '{params['preset']}' ({encoders}). "
+    return (f"Ablation on {SOURCE_NOTES[source]}; preset '{preset}' ({encoders}). "
             "MRE in pixels of the original images, AoP MAE in degrees, on our held-out split, with "
             "95% bootstrap intervals; best of ours in bold, second underlined. 'paper' columns: "
             "the published Table 2 (IUGC 2025 test set, HRNet-W48/ResNet-50 at 512 px, 400 epochs) "

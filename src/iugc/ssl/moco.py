@@ -11,7 +11,7 @@ follows the query encoder by momentum (Eq. 5).
 from __future__ import annotations
 
 import copy
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -74,20 +74,20 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor,
 class MoCo(nn.Module):
     """Query encoder + head trained by gradient; key encoder + head by momentum; queue of keys.
 
-    ``params`` holds ``pretrain.moco`` (queue_size, momentum, temperature) and
-    ``model.projection_dim``. The queue is stored as (K, dim), one key per row.
+    ``dim`` is the projection head's output width; the queue of ``queue_size`` keys (K of
+    Eq. 4) is stored as (K, dim), one key per row.
     """
 
-    def __init__(self, encoder_q: nn.Module, head_q: nn.Module, params: Mapping):
+    def __init__(self, encoder_q: nn.Module, head_q: nn.Module, *, dim: int, queue_size: int,
+                 momentum: float, temperature: float):
         super().__init__()
-        moco = params["pretrain"]["moco"]
-        self.momentum = moco["momentum"]
-        self.temperature = moco["temperature"]
+        self.momentum = momentum
+        self.temperature = temperature
         self.encoder_q, self.head_q = encoder_q, head_q
         self.encoder_k, self.head_k = copy.deepcopy(encoder_q), copy.deepcopy(head_q)
         for p in (*self.encoder_k.parameters(), *self.head_k.parameters()):
             p.requires_grad = False
-        queue = F.normalize(torch.randn(moco["queue_size"], params["model"]["projection_dim"]), dim=1)
+        queue = F.normalize(torch.randn(queue_size, dim), dim=1)
         self.register_buffer("queue", queue)
         self.register_buffer("queue_ptr", torch.zeros(1, dtype=torch.long))
 
@@ -131,12 +131,6 @@ class MoCo(nn.Module):
             loss = info_nce(query, key, self.queue.clone(), self.temperature)
         self.enqueue(key)
         return loss
-
-
-def moco_learning_rates(moco_params: Mapping) -> dict[str, float]:
-    """Sec. 3.2's stage-wise learning rates, keyed like ``stage_groups()`` plus "head"."""
-    return {"deep": moco_params["lr_deep"], "middle": moco_params["lr_middle"],
-            "shallow": moco_params["lr_shallow"], "head": moco_params["lr_head"]}
 
 
 def stage_wise_param_groups(encoder: nn.Module, head: nn.Module, lrs: Mapping[str, float]) -> list[dict]:

@@ -1,67 +1,100 @@
-"""Self-supervised pretraining loops of the workflow's pretrain stages: MoCoV2 and masked AE.
+"""Self-supervised pretraining of an encoder on the filtered standard-plane pool: MoCoV2 for
+HRNet and ResNet (Sec. 2.1, 3.2), the masked autoencoder for the Attention U-Net (Table 2's last
+row). Each method supplies its step; the loop (``train.loop``) does the rest.
 
-Both write into ``out_dir``:
-
-- ``encoder.pt``: ``{"state_dict": <encoder's state_dict>, "meta": {...}, "config_hash": ...}``
-  (the query encoder only; no head, no key encoder); load it with :func:`load_pretrained_encoder`;
-- ``losses.csv``: one row per optimiser step (epoch, step, loss, lr of the first group);
-- ``checkpoint.pt`` after every epoch while training runs, in ``checkpoint_dir`` (default
-  ``out_dir``; put it outside a folder the workflow empties before a run); a run that finds one
-  written under the same parameters resumes from it; it is deleted when training completes.
+Written in ``out_dir``:
+- ``encoder.pt``: the pretrained encoder's state_dict (for MoCo the query encoder f_q, for the
+  masked AE the U-Net body), the config hash and metadata; fine-tuning loads it into its
+  encoder; :func:`load_pretrained_encoder` reads it;
+- ``losses.csv`` (one row per optimiser step: epoch, step, loss, lr of the first group) and
+  ``dvclive/`` (one row per epoch).
 
 Every random draw of an epoch is derived from (seed, epoch[, frame]): the shuffling order,
-each frame's augmentations and masks. A resumed run therefore repeats exactly what an
-uninterrupted one would have done, with no generator state to carry.
+each frame's augmentations and masks.
 """
 from __future__ import annotations
 
-import csv
-import math
-import os
-import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from ..config import params_hash, select
-from ..data.augment import apply, build_augment, reseed, to_uint8
+from ..config import params_hash
+from ..data.augment import AugmentConfig, apply, build_augment, reseed, to_uint8
 from ..data.images import load_for_model
-from ..errors import NonFiniteLossError, UserError
-from ..models.encoders import build_encoder
+from ..errors import UserError
+from ..models.encoders import EncoderSpec, build_encoder
+from ..seeding import derive_seed, seed_everything
 from ..train.checkpoint import load_checkpoint, save_checkpoint
-from ..train.runtime import (amp_enabled, autocast, choose_device, derive_seed, grad_scaler,
-                             loader_generator, progress, seed_everything, seed_worker,
-                             set_deterministic)
+from ..train.loop import LoopSettings, fit
+from ..train.runtime import amp_enabled, autocast, choose_device, grad_scaler, set_deterministic
 from .mae import MaskedAutoencoder, random_patch_mask
-from .moco import MoCo, ProjectionHead, moco_learning_rates, stage_wise_param_groups, token_centres
+from .moco import MoCo, ProjectionHead, stage_wise_param_groups, token_centres
 
 ENCODER_FILE = "encoder.pt"
-LOSSES_FILE = "losses.csv"
-CHECKPOINT_FILE = "checkpoint.pt"
 
 
-def moco_param_keys(encoder_kind: str) -> list[str]:
-    """The parameters :func:`pretrain_moco` reads (they make its config hash)."""
-    return ["seed", "model.image_size", "model.projection_dim", "model.projection_hidden",
-            "augment", "pretrain.moco", f"encoders.{encoder_kind}"]
+@dataclass(frozen=True)
+class MocoConfig:
+    """MoCoV2 pretraining (Sec. 2.1, 3.2): the encoder, the projection head, the queue and the
+    stage-wise Adam learning rates, over ``epochs`` of the pool (capped at ``max_images``)."""
+
+    encoder: EncoderSpec
+    image_size: int
+    augment: AugmentConfig
+    projection_hidden: int
+    projection_dim: int
+    epochs: int
+    batch_size: int
+    queue_size: int
+    momentum: float
+    temperature: float
+    lr_deep: float
+    lr_middle: float
+    lr_shallow: float
+    lr_head: float
+    weight_decay: float
+    amp: bool
+    max_images: int | None
+    num_workers: int
+
+    @property
+    def learning_rates(self) -> dict[str, float]:
+        """Sec. 3.2's stage-wise learning rates, keyed like ``stage_groups()`` plus "head"."""
+        return {"deep": self.lr_deep, "middle": self.lr_middle, "shallow": self.lr_shallow,
+                "head": self.lr_head}
 
 
-def mae_param_keys() -> list[str]:
-    """The parameters :func:`pretrain_mae` reads (they make its config hash)."""
-    return ["seed", "model.image_size", "augment", "pretrain.mae", "encoders.attention_unet_channels"]
+@dataclass(frozen=True)
+class MaeConfig:
+    """Masked-autoencoder pretraining of the Attention U-Net body."""
+
+    encoder: EncoderSpec
+    image_size: int
+    augment: AugmentConfig
+    epochs: int
+    batch_size: int
+    mask_ratio: float
+    patch_size: int
+    lr: float
+    weight_decay: float
+    amp: bool
+    max_images: int | None
+    num_workers: int
 
 
 class PretrainFrames(Dataset):
     """Unlabelled frames at the model's input side, with randomness seeded per (epoch, frame)."""
 
-    def __init__(self, image_paths: Sequence[str | Path], image_size: int, aug_params: Mapping, seed: int):
+    def __init__(self, image_paths: Sequence[str | Path], image_size: int, augment: AugmentConfig, seed: int):
         self.image_paths = [str(p) for p in image_paths]
         self.image_size = image_size
-        self.augment = build_augment(aug_params)
+        self.augment = build_augment(augment)
         self.seed = seed
         self.epoch = 0  # set by the training loop before each epoch's DataLoader is made
 
@@ -79,8 +112,8 @@ class PretrainFrames(Dataset):
 class MoCoViews(PretrainFrames):
     """Two augmented views of a frame, and where the token centres of the frame went in each."""
 
-    def __init__(self, image_paths, image_size, aug_params, seed, token_stride: int):
-        super().__init__(image_paths, image_size, aug_params, seed)
+    def __init__(self, image_paths, image_size, augment, seed, token_stride: int):
+        super().__init__(image_paths, image_size, augment, seed)
         self.tokens = token_centres(image_size, token_stride)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
@@ -94,78 +127,141 @@ class MoCoViews(PretrainFrames):
 class MaskedFrames(PretrainFrames):
     """An augmented frame and a random patch mask (1 = hidden from the network)."""
 
-    def __init__(self, image_paths, image_size, aug_params, seed, patch_size: int, mask_ratio: float):
-        super().__init__(image_paths, image_size, aug_params, seed)
+    def __init__(self, image_paths, image_size, augment, seed, patch_size: int, mask_ratio: float):
+        super().__init__(image_paths, image_size, augment, seed)
         self.patch_size, self.mask_ratio = patch_size, mask_ratio
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         image, rng = self.frame(index)
         view, _ = apply(self.augment, image, np.zeros((0, 2), dtype=np.float32))
         mask = random_patch_mask(self.image_size, self.patch_size, self.mask_ratio, rng)
-        return {"image": torch.from_numpy(view)[None], "mask": torch.from_numpy(mask)[None]}
+        return {"images": torch.from_numpy(view)[None], "mask": torch.from_numpy(mask)[None]}
 
 
-def pretrain_moco(params: Mapping, image_paths: Sequence[str | Path], out_dir: str | Path, *,
-                  encoder_kind: str, device: str | torch.device | None = None,
+class PretrainMethod:
+    """A self-supervised model whose forward pass returns its loss, one Adam optimiser with a
+    cosine schedule over all steps, and the loss scaler; ``encoder`` is what gets saved."""
+
+    main_loss = "loss"
+
+    def __init__(self, name: str, model: nn.Module, encoder: nn.Module, optimizer: torch.optim.Optimizer,
+                 total_steps: int, device: torch.device, amp: bool, meta: Mapping):
+        self.name, self.model, self.encoder, self.optimizer = name, model, encoder, optimizer
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        self.scaler = grad_scaler(device, amp_enabled(device, amp))
+        self.device, self.meta = device, dict(meta)
+        model.to(device, memory_format=torch.channels_last)
+        model.train()
+
+    def _parts(self) -> dict:
+        return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler,
+                "scaler": self.scaler}
+
+    def state_dict(self) -> dict:
+        return {name: part.state_dict() for name, part in self._parts().items()}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        for name, part in self._parts().items():
+            part.load_state_dict(state[name])
+
+    def begin_epoch(self, epoch: int) -> str:
+        return ""
+
+    def step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        batch = {key: _to_device(value, self.device) for key, value in batch.items()}
+        with autocast(self.device, self.scaler.is_enabled()):
+            loss = self.model(**batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return {"loss": loss.detach()}
+
+    def end_epoch(self, epoch: int) -> dict[str, float]:
+        return {}
+
+    def finish(self, out_dir: Path) -> None:
+        encoder_state = {key: value.cpu() for key, value in self.encoder.state_dict().items()}
+        save_checkpoint(out_dir / ENCODER_FILE, {
+            "state_dict": encoder_state, "config_hash": self.meta["config_hash"],
+            "meta": {**self.meta, "encoder_class": type(self.encoder).__name__,
+                     "torch": str(torch.__version__)}})
+
+
+class _MoCoLoss(nn.Module):
+    """MoCo's forward with the batch's keys as arguments (the loop calls ``model(**batch)``)."""
+
+    def __init__(self, moco: MoCo):
+        super().__init__()
+        self.moco = moco
+
+    def forward(self, view_q, view_k, points_q, points_k):
+        return self.moco(view_q, view_k, points_q, points_k)
+
+
+def pretrain_moco(config: MocoConfig, image_paths: Sequence[str | Path], out_dir: str | Path, *,
+                  seed: int, device: str | torch.device | None = None,
                   log: Callable[[str], None] = print, checkpoint_dir: str | Path | None = None,
-                  stop_after: int | None = None, deterministic: bool | None = None,
-                  num_workers: int = 0) -> dict:
-    """MoCoV2 pretraining of the ``encoder_kind`` encoder (Sec. 2.1, 3.2).
+                  stop_after: int | None = None, deterministic: bool | None = None) -> dict:
+    """MoCoV2 pretraining of ``config.encoder`` (Sec. 2.1, 3.2).
 
     ``checkpoint_dir`` holds the per-epoch checkpoint (default ``out_dir``); ``stop_after`` ends
-    the call after that many epochs in all (no encoder.pt yet), e.g. to split a run over
-    time-limited jobs; ``deterministic`` defaults to True on a CPU. Returns a summary: final
-    loss, images, epochs, steps, seconds, device, config hash.
+    the call after that many epochs in all (no encoder.pt yet); ``deterministic`` defaults to
+    True on a CPU. Returns a summary: final loss, images, epochs, steps, seconds, device.
     """
-    moco = params["pretrain"]["moco"]
-    seed_everything(params["seed"])
-    encoder = build_encoder(encoder_kind, params)
-    head = ProjectionHead(encoder.out_channels, params["model"]["projection_hidden"],
-                          params["model"]["projection_dim"])
-    model = MoCo(encoder, head, params)
-    optimizer = torch.optim.Adam(stage_wise_param_groups(encoder, head, moco_learning_rates(moco)),
-                                 weight_decay=moco["weight_decay"])
-    image_size = params["model"]["image_size"]
-    _check_divisible(image_size, encoder)
-    dataset = MoCoViews(_pool(image_paths, moco), image_size, params["augment"], params["seed"],
+    device = choose_device(device)
+    set_deterministic(device.type == "cpu" if deterministic is None else deterministic)
+    seed_everything(seed)
+    encoder = build_encoder(config.encoder)
+    head = ProjectionHead(encoder.out_channels, config.projection_hidden, config.projection_dim)
+    moco = MoCo(encoder, head, dim=config.projection_dim, queue_size=config.queue_size,
+                momentum=config.momentum, temperature=config.temperature)
+    optimizer = torch.optim.Adam(stage_wise_param_groups(encoder, head, config.learning_rates),
+                                 weight_decay=config.weight_decay)
+    _check_divisible(config.image_size, encoder)
+    dataset = MoCoViews(_pool(image_paths, config), config.image_size, config.augment, seed,
                         token_stride=encoder.reduction)
-
-    def compute_loss(batch):
-        return model(batch["view_q"], batch["view_k"], batch["points_q"], batch["points_k"])
-
-    return _pretrain("moco", model, encoder, optimizer, dataset, compute_loss, moco,
-                     config=select(params, moco_param_keys(encoder_kind)), out_dir=out_dir,
-                     device=device, log=log, meta={"method": "moco", "encoder_kind": encoder_kind},
-                     checkpoint_dir=checkpoint_dir, stop_after=stop_after,
-                     deterministic=deterministic, num_workers=num_workers)
+    return _pretrain("moco", _MoCoLoss(moco), encoder, optimizer, dataset, config, seed=seed,
+                     device=device, out_dir=out_dir, checkpoint_dir=checkpoint_dir, log=log,
+                     stop_after=stop_after)
 
 
-def pretrain_mae(params: Mapping, image_paths: Sequence[str | Path], out_dir: str | Path, *,
-                 device: str | torch.device | None = None, log: Callable[[str], None] = print,
-                 checkpoint_dir: str | Path | None = None, stop_after: int | None = None,
-                 deterministic: bool | None = None, num_workers: int = 0) -> dict:
+def pretrain_mae(config: MaeConfig, image_paths: Sequence[str | Path], out_dir: str | Path, *,
+                 seed: int, device: str | torch.device | None = None,
+                 log: Callable[[str], None] = print, checkpoint_dir: str | Path | None = None,
+                 stop_after: int | None = None, deterministic: bool | None = None) -> dict:
     """Masked-autoencoder pretraining of the Attention U-Net (Table 2, last row).
 
     Options and summary as for :func:`pretrain_moco`.
     """
-    mae = params["pretrain"]["mae"]
-    seed_everything(params["seed"])
-    encoder = build_encoder("attention_unet", params)
+    device = choose_device(device)
+    set_deterministic(device.type == "cpu" if deterministic is None else deterministic)
+    seed_everything(seed)
+    encoder = build_encoder(config.encoder)
     model = MaskedAutoencoder(encoder)
-    optimizer = torch.optim.Adam(model.parameters(), lr=mae["lr"], weight_decay=mae["weight_decay"])
-    image_size = params["model"]["image_size"]
-    _check_divisible(image_size, encoder)
-    dataset = MaskedFrames(_pool(image_paths, mae), image_size, params["augment"], params["seed"],
-                           patch_size=mae["patch_size"], mask_ratio=mae["mask_ratio"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    _check_divisible(config.image_size, encoder)
+    dataset = MaskedFrames(_pool(image_paths, config), config.image_size, config.augment, seed,
+                           patch_size=config.patch_size, mask_ratio=config.mask_ratio)
+    return _pretrain("mae", model, encoder, optimizer, dataset, config, seed=seed, device=device,
+                     out_dir=out_dir, checkpoint_dir=checkpoint_dir, log=log, stop_after=stop_after)
 
-    def compute_loss(batch):
-        return model(batch["image"], batch["mask"])
 
-    return _pretrain("mae", model, encoder, optimizer, dataset, compute_loss, mae,
-                     config=select(params, mae_param_keys()), out_dir=out_dir,
-                     device=device, log=log, meta={"method": "mae", "encoder_kind": "attention_unet"},
-                     checkpoint_dir=checkpoint_dir, stop_after=stop_after,
-                     deterministic=deterministic, num_workers=num_workers)
+def _pretrain(method: str, model: nn.Module, encoder: nn.Module, optimizer: torch.optim.Optimizer,
+              dataset: PretrainFrames, config: MocoConfig | MaeConfig, *, seed: int,
+              device: torch.device, out_dir, checkpoint_dir, log, stop_after) -> dict:
+    config_hash = params_hash({"config": asdict(config), "seed": seed})
+    meta = {"method": method, "encoder_kind": config.encoder.kind, "config_hash": config_hash,
+            "image_size": config.image_size}
+    steps_per_epoch = len(dataset) // config.batch_size
+    runner = PretrainMethod(f"{method} pretraining", model, encoder, optimizer,
+                            config.epochs * steps_per_epoch, device, config.amp, meta)
+    settings = LoopSettings(epochs=config.epochs, batch_size=config.batch_size, seed=seed, device=device,
+                            num_workers=config.num_workers)
+    summary, _ = fit(runner, dataset, settings, out_dir=out_dir, checkpoint_dir=checkpoint_dir,
+                     identity={"config_hash": config_hash}, log=log, stop_after=stop_after)
+    return {"method": method, "images": len(dataset), **summary}
 
 
 def load_pretrained_encoder(path: str | Path, encoder: nn.Module) -> dict:
@@ -175,12 +271,12 @@ def load_pretrained_encoder(path: str | Path, encoder: nn.Module) -> dict:
     return state["meta"]
 
 
-def _pool(image_paths: Sequence[str | Path], section: Mapping) -> list[str | Path]:
+def _pool(image_paths: Sequence[str | Path], config: MocoConfig | MaeConfig) -> list[str | Path]:
     paths = list(image_paths)
-    if section["max_images"] is not None:
-        paths = paths[: section["max_images"]]
-    if len(paths) < section["batch_size"]:
-        raise UserError(f"pretraining needs at least batch_size = {section['batch_size']} images, "
+    if config.max_images is not None:
+        paths = paths[: config.max_images]
+    if len(paths) < config.batch_size:
+        raise UserError(f"pretraining needs at least batch_size = {config.batch_size} images, "
                         f"got {len(paths)}")
     return paths
 
@@ -191,99 +287,7 @@ def _check_divisible(image_size: int, encoder: nn.Module) -> None:
                         "which this encoder needs")
 
 
-def _pretrain(name: str, model: nn.Module, encoder: nn.Module, optimizer: torch.optim.Optimizer,
-              dataset: PretrainFrames, compute_loss: Callable, section: Mapping, *, config: Mapping,
-              out_dir: str | Path, device, log: Callable[[str], None], meta: Mapping,
-              checkpoint_dir: str | Path | None, stop_after: int | None,
-              deterministic: bool | None, num_workers: int) -> dict:
-    """The loop both methods share: epochs of shuffled batches, cosine schedule over all steps,
-    mixed precision on CUDA, a checkpoint per epoch, then the encoder's weights."""
-    out_dir, checkpoint_dir = Path(out_dir), Path(checkpoint_dir or out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = choose_device(device)
-    set_deterministic(device.type == "cpu" if deterministic is None else deterministic)
-    config_hash = params_hash(config)
-    seed, epochs, batch_size = config["seed"], section["epochs"], section["batch_size"]
-    steps_per_epoch = len(dataset) // batch_size
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
-    amp = amp_enabled(device, section["amp"])
-    scaler = grad_scaler(device, amp)
-    model.to(device, memory_format=torch.channels_last)
-
-    checkpoint_path = checkpoint_dir / CHECKPOINT_FILE
-    start_epoch, rows, seconds = 0, [], 0.0
-    if checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path, config_hash)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, rows, seconds = state["epoch"], state["losses"], state["seconds"]
-        log(f"{name}: resuming after epoch {start_epoch} from {checkpoint_path}")
-
-    model.train()
-    last_epoch = epochs if stop_after is None else min(epochs, stop_after)
-    for epoch in range(start_epoch, last_epoch):
-        started = time.perf_counter()
-        dataset.epoch = epoch
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True,
-                            num_workers=num_workers, worker_init_fn=seed_worker,
-                            generator=loader_generator(derive_seed(seed, epoch)),
-                            pin_memory=device.type == "cuda")
-        epoch_losses = []
-        for batch in progress(loader, desc=f"{name} epoch {epoch + 1}/{epochs}"):
-            batch = {key: _to_device(value, device) for key, value in batch.items()}
-            with autocast(device, amp):
-                loss = compute_loss(batch)
-            step, value = len(rows) + 1, loss.item()
-            if not math.isfinite(value):
-                raise NonFiniteLossError(f"{name} pretraining: loss is {value} at epoch {epoch + 1}, "
-                                   f"step {step}; the checkpoint of the last completed epoch, if "
-                                   f"any, is in {checkpoint_path}")
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            rows.append({"epoch": epoch + 1, "step": step, "loss": value, "lr": lr})
-            epoch_losses.append(value)
-        seconds += time.perf_counter() - started
-        save_checkpoint(checkpoint_path, {
-            "config_hash": config_hash, "epoch": epoch + 1, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(), "losses": rows, "seconds": seconds})
-        _write_losses(out_dir / LOSSES_FILE, rows)
-        log(f"{name}: epoch {epoch + 1}/{epochs} mean loss {np.mean(epoch_losses):.4f} "
-            f"({time.perf_counter() - started:.1f} s)")
-
-    epochs_done = rows[-1]["epoch"] if rows else 0
-    summary = {"method": name, "complete": epochs_done == epochs, "epochs": epochs,
-               "epochs_done": epochs_done, "steps": len(rows), "images": len(dataset),
-               "final_loss": rows[-1]["loss"] if rows else None, "seconds": round(seconds, 3),
-               "device": str(device), "config_hash": config_hash}
-    if summary["complete"]:
-        encoder_state = {key: value.cpu() for key, value in encoder.state_dict().items()}
-        save_checkpoint(out_dir / ENCODER_FILE, {
-            "state_dict": encoder_state, "config_hash": config_hash,
-            "meta": {**meta, **summary, "encoder_class": type(encoder).__name__,
-                     "image_size": dataset.image_size, "torch": str(torch.__version__)}})
-        # A finished run keeps no checkpoint: a later run with changed code must not resume it.
-        checkpoint_path.unlink(missing_ok=True)
-    return summary
-
-
 def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     if tensor.dim() == 4:  # images: the layout the model was put in
         return tensor.to(device, memory_format=torch.channels_last, non_blocking=True)
     return tensor.to(device, non_blocking=True)
-
-
-def _write_losses(path: Path, rows: list[dict]) -> None:
-    """Rewrite the whole loss log through a temporary file, so it is never half written."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["epoch", "step", "loss", "lr"])
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)

@@ -1,67 +1,117 @@
-"""Turns a stage function into a command line (workflow/scripts/<stage>.py stay three lines).
+"""``iugc stage NAME ...``: run one job of the study, the same way under Snakemake and DVC.
 
-The command line is ``SCRIPT [WILDCARD] --name PATH ... [--params params.yaml]`` where the names
-are the stage function's keyword-only arguments. The runner validates params.yaml, hands the stage
-only the keys it declares, records the wall time, and turns a user's mistake into one line on
-stderr with exit status 2.
+The command line is built from the stage's declaration: ``--<wildcard> VALUE`` for each
+wildcard, ``--<input> PATH`` (several for list inputs), ``--out PATH``, the stage's other
+options, ``--params`` (default params.yaml) and ``--log``. The runner
+
+1. reads and validates params.yaml and fixes the number of CPU threads from ``compute.threads``
+   before the numerical libraries start, so the numbers do not depend on the environment the
+   orchestrator hands down (Snakemake sets OMP_NUM_THREADS for its jobs, DVC does not);
+2. checks every stamped input (intact, made under the current parameters, consistent with the
+   job's other inputs) and refuses a stale one in one line;
+3. empties ``out``, runs the stage on its view of the parameters, and writes ``out/stamp.json``
+   last; a job that fails leaves no output behind.
+
+A user's mistake ends with one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import inspect
-import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
-from ..config import load_params, select
+from ..config import load_params
 from ..errors import UserError
-from .keys import param_keys
 
-TIMINGS_DIR = Path("results") / "timings"
-
-
-def run_stage(stage: str, func: Callable, wildcard: str | None = None,
-              params_path: str | Path = "params.yaml", **paths) -> object:
-    """Run ``func(view, [wildcard,] **paths)`` with ``view`` = the params the stage declares."""
-    params = load_params(params_path)
-    view = select(params, param_keys(stage, params, wildcard))
-    start = time.perf_counter()
-    args = (view, wildcard) if wildcard is not None else (view,)
-    result = func(*args, **paths)
-    seconds = time.perf_counter() - start
-    name = stage if wildcard is None else f"{stage}@{wildcard}"
-    TIMINGS_DIR.mkdir(parents=True, exist_ok=True)
-    (TIMINGS_DIR / f"{name}.json").write_text(json.dumps({"stage": name, "seconds": round(seconds, 3)}) + "\n")
-    return result
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def script_main(stage: str, func: Callable, argv: list[str] | None = None) -> None:
-    """Parse argv from ``func``'s signature and run the stage; exit 2 on a user error."""
-    signature = inspect.signature(func)
-    positional = [p for p in signature.parameters.values()
-                  if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
-    parser = argparse.ArgumentParser(prog=f"{stage}", description=(func.__doc__ or "").splitlines()[0])
-    if len(positional) > 1:  # (params, wildcard)
-        parser.add_argument("wildcard")
-    for p in signature.parameters.values():
-        if p.kind is inspect.Parameter.KEYWORD_ONLY:
-            required = p.default is inspect.Parameter.empty
-            parser.add_argument(f"--{p.name.replace('_', '-')}", dest=p.name, required=required,
-                                default=None if required else p.default)
+def use_threads(threads: int) -> None:
+    """Fix the CPU threads of every numerical library of this process to ``threads``."""
+    for name in THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):  # only allowed before inter-op work has started
+        torch.set_num_interop_threads(threads)
+
+
+def _parser(stage) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"iugc stage {stage.name}",
+                                     description=(stage.run.__doc__ or "").splitlines()[0])
+    for name in stage.wildcards:
+        parser.add_argument(f"--{name}", required=True)
+    for p in inspect.signature(stage.run).parameters.values():
+        if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.name in stage.wildcards:
+            continue
+        required = p.default is inspect.Parameter.empty
+        many = "list" in str(p.annotation)
+        parser.add_argument(f"--{p.name.replace('_', '-')}", dest=p.name, required=required,
+                            nargs="+" if many else None, default=None if required else p.default)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--log", default=None, help="also write what the stage prints to this file")
-    args = vars(parser.parse_args(argv))
-    params_path, log = args.pop("params"), args.pop("log")
-    wildcard = args.pop("wildcard", None)
-    with _tee(log):
+    return parser
+
+
+def run_job(stage, params: dict, args: dict) -> None:
+    """Run one job: check its inputs, run the stage into a fresh ``out``, stamp the result."""
+    from ..integrity import write_stamp
+    from .verify import check_inputs
+
+    wildcards = {name: args.pop(name) for name in stage.wildcards}
+    inputs = {name: args[name] for name in stage.inputs if args.get(name) is not None}
+    view = stage.view(params, wildcards)
+    check_inputs(params, inputs)
+    out = Path(args["out"])
+    if stage.stamped and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        stage.run(view, **wildcards, **args)
+    except BaseException:
+        if stage.stamped:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    if stage.stamped:
+        write_stamp(out, {"job": stage.job_id(wildcards), "stage": stage.name, "wildcards": wildcards,
+                          "params": view, "seconds": round(time.perf_counter() - started, 3),
+                          "threads": params["compute"]["threads"]}, inputs)
+
+
+def main(argv: list[str]) -> int:
+    """``iugc stage NAME [options]``; returns the exit status."""
+    from .registry import get_stage
+
+    if not argv or argv[0].startswith("-"):
+        print("usage: iugc stage NAME [--help]", file=sys.stderr)
+        return 2
+    name, rest = argv[0], argv[1:]
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--params", default="params.yaml")
+    early.add_argument("--log", default=None)
+    known, _ = early.parse_known_args(rest)
+    with _tee(known.log):
         try:
-            run_stage(stage, func, wildcard, params_path, **args)
+            params = load_params(known.params)
+            use_threads(params["compute"]["threads"])
+            try:
+                stage = get_stage(name)
+            except KeyError as err:
+                raise UserError(err.args[0]) from None
+            args = vars(_parser(stage).parse_args(rest))
+            args.pop("params"), args.pop("log")
+            run_job(stage, params, args)
         except UserError as err:
-            print(f"{stage}: error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
+            print(f"{name}: error: {err}", file=sys.stderr)
+            return 2
+    return 0
 
 
 class _Tee:
@@ -84,7 +134,7 @@ class _Tee:
 
 @contextlib.contextmanager
 def _tee(log: str | None):
-    """Copy stdout and stderr into ``log`` (Snakemake's log file) while still printing them."""
+    """Copy stdout and stderr into ``log`` (the orchestrator's log file) while still printing."""
     if not log:
         yield
         return

@@ -1,0 +1,78 @@
+"""Trained landmark models: loading ``model.pt`` and predicting landmarks in original pixels.
+
+``predict_dataset`` (in ``train.predict``) is shared with the validation during training.
+
+``model.pt`` (written by fine-tuning) carries the weights, the ``LandmarkNetSpec`` the network
+was built from and the input normalisation, so a trained model is rebuilt from its file alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .data.augment import build_eval_transform
+from .data.dataset import LandmarkDataset
+from .errors import UserError
+from .models.landmark_net import LandmarkNet, LandmarkNetSpec, build_landmark_model
+from .train.checkpoint import load_checkpoint
+from .train.predict import MODEL_FILE, predict_dataset
+from .train.runtime import choose_device
+
+def predict(model: nn.Module, df: pd.DataFrame, size: int, device: str | torch.device | None,
+            transform, *, batch_size: int = 8, num_workers: int = 0) -> np.ndarray:
+    """Landmarks predicted for every row of ``df``, (n, 3, 2) in ORIGINAL image pixels.
+
+    ``transform`` is the evaluation transform the model was trained with (the normalisation,
+    ``data.augment.build_eval_transform``).
+    """
+    device = choose_device(device)
+    model.to(device, memory_format=torch.channels_last)
+    dataset = LandmarkDataset(df, size, transform, cache=False)
+    return predict_dataset(model, dataset, device, batch_size=batch_size, num_workers=num_workers)
+
+
+@dataclass
+class TrainedModel:
+    """A fine-tuned generator in eval mode, with what it was built from."""
+
+    net: LandmarkNet
+    variant: str
+    spec: LandmarkNetSpec
+    normalize_mean: float
+    normalize_std: float
+    device: torch.device
+
+    def transform(self):
+        return build_eval_transform(self.normalize_mean, self.normalize_std)
+
+    def predict(self, df: pd.DataFrame, *, batch_size: int = 8, num_workers: int = 0) -> np.ndarray:
+        """Landmarks of every row of ``df`` (its ``image_path``), (n, 3, 2) in original pixels."""
+        return predict(self.net, df, self.spec.image_size, self.device, self.transform(),
+                       batch_size=batch_size, num_workers=num_workers)
+
+
+def load_trained_model(path: str | Path, *, variant: str | None = None,
+                       device: str | torch.device | None = None) -> TrainedModel:
+    """The generator saved by fine-tuning in ``path`` (a ``model.pt``), rebuilt from the spec it
+    carries; ``variant`` (when given) must be the one it holds."""
+    state = load_checkpoint(path, expected_config_hash=None)
+    if variant is not None and state.get("variant") != variant:
+        raise UserError(f"{path}: holds variant {state.get('variant')!r}, not {variant!r}")
+    if "spec" not in state or "state_dict" not in state:
+        raise UserError(f"{path}: not a fine-tuned model (no network spec or weights); retrain it")
+    spec = LandmarkNetSpec.from_dict(state["spec"])
+    model = build_landmark_model(spec)
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError as err:
+        first = str(err).splitlines()[1:2] or [str(err)]
+        raise UserError(f"{path}: weights do not fit the network its spec builds "
+                        f"({first[0].strip()[:200]}); retrain the variant") from None
+    device = choose_device(device)
+    return TrainedModel(model.to(device).eval(), state["variant"], spec, state["normalize"]["mean"],
+                        state["normalize"]["std"], device)

@@ -1,0 +1,84 @@
+"""The study's stages, each declared once.
+
+A stage is a function ``(view, *, <wildcards>, <inputs>, out, <options>)`` decorated with
+``@stage``: its name (the Snakemake rule that runs it has the same name), the parameter keys it
+reads (``reads``: a list, or a function of the parameters and the job's wildcards), the names of
+its wildcards and of its input arguments. Everything else follows from the declaration: the
+command line (``iugc stage NAME ...``), the view of the parameters the stage is handed, the
+per-job parameter snapshot Snakemake sees, the ``params:`` of its DVC stage, and the stamp it
+leaves in ``out``.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ..config import select
+
+# The modules whose @stage functions make up the study, imported on first use.
+STAGE_MODULES = ("data", "training", "evaluation", "report")
+
+KeysOf = Callable[[Mapping, Mapping[str, str]], list[str]]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable
+    reads: KeysOf
+    wildcards: tuple[str, ...]
+    inputs: tuple[str, ...]
+    stamped: bool  # False for the report, the sink whose outputs nothing consumes
+
+    def keys(self, params: Mapping, wildcards: Mapping[str, str]) -> list[str]:
+        """Dotted keys of ``params`` this stage reads for a job with these ``wildcards``."""
+        return self.reads(params, wildcards)
+
+    def view(self, params: Mapping, wildcards: Mapping[str, str]) -> dict:
+        """What the job is handed: exactly the keys it reads, nested as in params.yaml."""
+        return select(params, self.keys(params, wildcards))
+
+    def job_id(self, wildcards: Mapping[str, str]) -> str:
+        """``stage`` or ``stage@value@value`` (wildcards in declared order)."""
+        return "@".join([self.name, *(str(wildcards[name]) for name in self.wildcards)])
+
+
+_STAGES: dict[str, Stage] = {}
+
+
+def stage(name: str, *, reads: Sequence[str] | KeysOf, wildcards: Sequence[str] = (),
+          inputs: Sequence[str] = (), stamped: bool = True):
+    """Declare the decorated function as stage ``name``."""
+    keys = reads if callable(reads) else (lambda params, wildcards, _keys=list(reads): list(_keys))
+
+    def register(func):
+        if name in _STAGES and _STAGES[name].run.__qualname__ != func.__qualname__:
+            raise ValueError(f"stage {name!r} is declared twice")
+        _STAGES[name] = Stage(name, func, keys, tuple(wildcards), tuple(inputs), stamped)
+        return func
+
+    return register
+
+
+def stages() -> dict[str, Stage]:
+    """Every stage of the study, by name."""
+    for module in STAGE_MODULES:
+        importlib.import_module(f"{__package__}.{module}")
+    return dict(_STAGES)
+
+
+def get_stage(name: str) -> Stage:
+    known = stages()
+    if name not in known:
+        raise KeyError(f"unknown stage {name!r}; the stages are {', '.join(known)}")
+    return known[name]
+
+
+def parse_job_id(job_id: str) -> tuple[Stage, dict[str, str]]:
+    """The stage and wildcards of a job id written by :meth:`Stage.job_id`."""
+    name, *values = job_id.split("@")
+    found = get_stage(name)
+    if len(values) != len(found.wildcards):
+        raise KeyError(f"job {job_id!r}: stage {name} has wildcards {found.wildcards}")
+    return found, dict(zip(found.wildcards, values))
