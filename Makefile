@@ -4,14 +4,15 @@ VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 CORES  ?= all
 # PRESET unset: run params.yaml as it is. PRESET=quick|smoke|paper: rewrite params.yaml from
-# that preset first (like `dvc exp run --set-param`; the change shows in `git diff params.yaml`).
+# that preset first, and dvc.yaml with it (like `dvc exp run --set-param`; the change shows in
+# `git diff params.yaml dvc.yaml`).
 PRESET ?=
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 # Snakemake's jobs call `iugc`; put the venv first on PATH for them.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install study test report lint clean-results
+.PHONY: install study _study test report lint clean-results
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +22,26 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# One command that also recovers: the flock guarantees that no other `make study`, and no job of
+# one (jobs inherit the lock, so a job left running by a killed Snakemake holds it until it
+# ends), runs in this folder; a Snakemake lock found then is stale and is removed, and jobs a
+# kill left incomplete run again (the default profile's rerun-incomplete). dvc.lock is brought
+# up to date even when nothing had to run, so `dvc status` agrees with Snakemake afterwards.
 study: install
 ifneq ($(PRESET),)
 	$(BIN)/iugc params --preset $(PRESET) --out params.yaml
+	$(BIN)/iugc dvc-yaml
 endif
+	@mkdir -p .snakemake
+	@flock --nonblock .snakemake/make-study.lock $(MAKE) --no-print-directory _study \
+	  || { status=$$?; flock --nonblock .snakemake/make-study.lock true \
+	       || echo "make study: another study, or a job of an interrupted one, is still running in this folder; wait for it to end, then run make study again" >&2; \
+	       exit $$status; }
+
+_study:
+	$(BIN)/snakemake --unlock --quiet all
 	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/dvc commit --force --quiet
 	$(BIN)/snakemake --cores 1 --report reports/report.html
 
 # One thread per test worker: two workers on two cores beat oversubscribed torch thread pools.

@@ -29,3 +29,18 @@ def psfhs_root() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def finished_study(repo_root, tmp_path_factory) -> Path:
+    """The smoke study on the phantom, run by Snakemake in a copy of the repository (committed to
+    git as a fresh clone is). Tests that use it copy it first (``study.copy_study``); they live in
+    one file, test_study.py, which one worker runs, so the study is built once."""
+    from study import commit_all, copy_tracked, iugc, snakemake
+
+    work = copy_tracked(repo_root, tmp_path_factory.mktemp("finished") / "study")
+    iugc("params", "--preset", "smoke", cwd=work)
+    iugc("dvc-yaml", cwd=work)
+    commit_all(work)
+    snakemake("--cores", "2", cwd=work)
+    return work

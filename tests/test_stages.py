@@ -70,7 +70,7 @@ def test_a_stage_sees_only_the_params_it_declares(tmp_path, monkeypatch):
     def reads_undeclared(view, *, out):
         return view["finetune"]["epochs"]
 
-    declared = Stage("split", reads_undeclared, lambda params, wildcards: ["split", "seed"], (), (), True)
+    declared = Stage("split", reads_undeclared, lambda params, wildcards: ["split", "seed"], (), (), owns_out=True)
     with pytest.raises(KeyError, match="finetune"):
         runner.run_job(declared, yaml.safe_load(params.read_text()), {"out": str(tmp_path / "out")})
     assert not (tmp_path / "out").exists()  # a failed job leaves no output behind

@@ -74,8 +74,22 @@ def validate_params(params: Mapping, origin: str = "params") -> None:
     if errors:
         err = errors[0]
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ParamsError(f"{origin}: {where}: {err.message}")
+        raise ParamsError(f"{origin}: {where}: {_describe(err)}")
     _check_consistency(params, origin)
+
+
+def _describe(err) -> str:
+    """jsonschema's message, with a suggestion for a misspelt key."""
+    import difflib
+
+    if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
+        allowed = list(err.schema.get("properties", {}))
+        unknown = [key for key in err.instance if key not in allowed]
+        if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(allowed)})"
+            return f"unknown key {unknown[0]!r}{hint}"
+    return err.message
 
 
 def known_encoders() -> dict[str, list[str]]:

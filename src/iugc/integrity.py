@@ -99,14 +99,17 @@ def digest(path: str | Path, cache: HashCache | None = None) -> str:
     raise FileNotFoundError(path)
 
 
-def write_stamp(folder: str | Path, record: Mapping, inputs: Mapping[str, str]) -> dict:
+def write_stamp(folder: str | Path, record: Mapping, inputs: Mapping[str, str],
+                files: Iterable[str] | None = None) -> dict:
     """Write ``folder/stamp.json``: ``record`` (job, params, seconds, ...), the digests of the
-    ``inputs`` (name -> path) and the SHA-256 of every file in ``folder``. Atomic, and last."""
+    ``inputs`` (name -> path) and the SHA-256 of every file in ``folder`` (or of ``files``,
+    paths relative to it, for a job that shares its folder). Atomic, and last."""
     folder = Path(folder)
+    written = _files(folder) if files is None else sorted(folder / name for name in files)
     stamp = {
         **record,
         "inputs": {str(path): digest(path) for path in _unique(inputs.values())},
-        "files": {file.relative_to(folder).as_posix(): file_sha256(file) for file in _files(folder)},
+        "files": {file.relative_to(folder).as_posix(): file_sha256(file) for file in written},
     }
     tmp = folder / f".{STAMP_FILE}.tmp"
     tmp.write_text(json.dumps(stamp, indent=1, sort_keys=True, default=str) + "\n")

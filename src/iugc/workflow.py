@@ -4,9 +4,10 @@ same jobs, commands, dependencies, outputs and parameters.
 
 Why snapshots: Snakemake decides by modification times (and, for small files, checksums), DVC by
 the values of the params each stage lists. Each job gets a small JSON file holding exactly the
-parameter values its stage reads; the file is rewritten only when those values change. A
-snapshot that did not exist before is dated to the epoch: its appearance alone never outdates
-results built earlier (for example by `dvc repro`).
+parameter values its stage reads; the file is rewritten only when those values change, and then
+dated now, which makes Snakemake rerun the job, unless the job's result was already made under
+exactly these values (its stamp says so, e.g. after `dvc repro`): then the snapshot is dated to
+the epoch, as is a snapshot that did not exist before, so that it never outdates such a result.
 
 Snapshots also carry a ``rebuild`` count. Before Snakemake plans, the workflow checks every
 finished result against its stamp (``iugc.stages.verify.outdated_jobs``); a job whose result is
@@ -27,14 +28,15 @@ from .stages.registry import get_stage
 SNAPSHOT_DIR = Path(".snakemake") / "iugc-params"
 HASH_CACHE = Path(".snakemake") / "iugc-hashes.json"
 PARAMS_FILE = "params.yaml"
-OUTPUT_ROOTS = ("data", "results")  # where stamped results live
+OUTPUT_ROOTS = ("data", "results", "reports")  # where stamped results live
 
 
 def param_snapshot(params: Mapping, stage: str, wildcards: Mapping[str, str] | None = None,
-                   root: Path | str = ".", rebuild: bool = False) -> str:
+                   root: Path | str = ".", rebuild: bool = False, made_with: Mapping | None = None) -> str:
     """Write (if changed) the snapshot of the params ``stage`` reads and return its path.
 
-    ``rebuild`` raises the job's rebuild count (the snapshot changes, so Snakemake reruns it).
+    ``rebuild`` raises the job's rebuild count (the snapshot changes, so Snakemake reruns it);
+    ``made_with`` is the view the job's existing result was made under, if it has one.
     """
     found = get_stage(stage)
     wildcards = {name: str(wildcards[name]) for name in found.wildcards} if found.wildcards else {}
@@ -47,20 +49,20 @@ def param_snapshot(params: Mapping, stage: str, wildcards: Mapping[str, str] | N
             count = json.loads(path.read_text()).get("rebuild", 0)
         except ValueError:
             count = 0
-    text = json.dumps({"params": found.view(params, wildcards), "rebuild": count + bool(rebuild)},
-                      sort_keys=True, indent=1) + "\n"
+    view = found.view(params, wildcards)
+    text = json.dumps({"params": view, "rebuild": count + bool(rebuild)}, sort_keys=True, indent=1) + "\n"
     if existed and path.read_text() == text:
         return str(SNAPSHOT_DIR / path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-    if not existed:
+    if not existed or (made_with == view and not rebuild):
         os.utime(path, (0, 0))
     return str(SNAPSHOT_DIR / path.name)
 
 
-def snakemake_jobs(snakefile: Path | str = "Snakefile", workdir: Path | str = ".") -> list[dict]:
+def snakemake_jobs(snakefile: Path | str = "workflow/Snakefile", workdir: Path | str = ".") -> list[dict]:
     """Every job of the Snakemake DAG for target ``all``: rule, wildcards, inputs, outputs, shell.
 
     Uses Snakemake's Python API (pinned to 9.x in pyproject) and builds the DAG with

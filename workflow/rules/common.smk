@@ -4,7 +4,7 @@ import sys
 
 from iugc.integrity import HashCache
 from iugc.stages.registry import get_stage
-from iugc.stages.verify import outdated_jobs
+from iugc.stages.verify import StudyState, study_state
 from iugc.stages.views import pretrain_method, pretrain_methods
 from iugc.workflow import HASH_CACHE, OUTPUT_ROOTS, param_snapshot
 
@@ -16,12 +16,12 @@ THREADS = config["compute"]["threads"]  # of every job that computes with torch
 
 # A finished result that is damaged, or was made from an input that is gone or changed since,
 # is rebuilt: its job's snapshot changes (see iugc/workflow.py). Checked once, before planning.
-OUTDATED = {}
+STUDY = StudyState()
 if workflow.is_main_process:
     _hashes = HashCache(HASH_CACHE)
-    OUTDATED = outdated_jobs(OUTPUT_ROOTS, _hashes)
+    STUDY = study_state(OUTPUT_ROOTS, _hashes)
     _hashes.save()
-    for _job, _reason in OUTDATED.items():
+    for _job, _reason in STUDY.outdated.items():
         print(f"iugc: {_reason}: {_job} runs again", file=sys.stderr)
 _REBUILT = set()
 
@@ -32,9 +32,9 @@ def snapshot(stage):
     def _snapshot(wildcards):
         wildcards = dict(wildcards)
         job = get_stage(stage).job_id(wildcards)
-        rebuild = job in OUTDATED and job not in _REBUILT
+        rebuild = job in STUDY.outdated and job not in _REBUILT
         _REBUILT.add(job)
-        return param_snapshot(config, stage, wildcards, rebuild=rebuild)
+        return param_snapshot(config, stage, wildcards, rebuild=rebuild, made_with=STUDY.made_with.get(job))
 
     return _snapshot
 

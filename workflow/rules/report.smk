@@ -68,6 +68,7 @@ rule report:
             category="Figures",
         ),
         report("reports/provenance.json", caption="../report/provenance.rst", category="Provenance"),
+        "reports/stamp.json",
     params:
         out=lambda wildcards, output: os.path.dirname(output[0]),
     log:

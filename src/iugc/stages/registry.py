@@ -29,7 +29,10 @@ class Stage:
     reads: KeysOf
     wildcards: tuple[str, ...]
     inputs: tuple[str, ...]
-    stamped: bool  # False for the report, the sink whose outputs nothing consumes
+    # The job owns its ``out`` folder: it is emptied before the job runs and every file in it is
+    # the job's. A stage that shares its folder (the report, in reports/) returns the files it
+    # wrote instead.
+    owns_out: bool
 
     def keys(self, params: Mapping, wildcards: Mapping[str, str]) -> list[str]:
         """Dotted keys of ``params`` this stage reads for a job with these ``wildcards``."""
@@ -48,14 +51,14 @@ _STAGES: dict[str, Stage] = {}
 
 
 def stage(name: str, *, reads: Sequence[str] | KeysOf, wildcards: Sequence[str] = (),
-          inputs: Sequence[str] = (), stamped: bool = True):
+          inputs: Sequence[str] = (), owns_out: bool = True):
     """Declare the decorated function as stage ``name``."""
     keys = reads if callable(reads) else (lambda params, wildcards, _keys=list(reads): list(_keys))
 
     def register(func):
         if name in _STAGES and _STAGES[name].run.__qualname__ != func.__qualname__:
             raise ValueError(f"stage {name!r} is declared twice")
-        _STAGES[name] = Stage(name, func, keys, tuple(wildcards), tuple(inputs), stamped)
+        _STAGES[name] = Stage(name, func, keys, tuple(wildcards), tuple(inputs), owns_out)
         return func
 
     return register

@@ -126,7 +126,7 @@ def _all_keys(params, wildcards) -> list[str]:
     return list(params)
 
 
-@stage("report", reads=_all_keys, inputs=("dataset", "ablation", "figures", "results"), stamped=False)
+@stage("report", reads=_all_keys, inputs=("dataset", "ablation", "figures", "results"), owns_out=False)
 def report(view, *, dataset, ablation, figures, results: list[str], out):
     """Check every result of the study against its sources and parameters, then write reports/."""
     from ..report.provenance import provenance
@@ -145,3 +145,5 @@ def report(view, *, dataset, ablation, figures, results: list[str], out):
         shutil.copyfile(png, figures_out / png.name)
     record = provenance(view, source, chain)
     (out / "provenance.json").write_text(json.dumps(record, indent=1) + "\n")
+    return [*ABLATION_FILES, METRICS_JSON, "provenance.json",
+            *(f"figures/{png.name}" for png in sorted(figures_out.glob("*.png")))]

@@ -9,8 +9,8 @@ options, ``--params`` (default params.yaml) and ``--log``. The runner
    orchestrator hands down (Snakemake sets OMP_NUM_THREADS for its jobs, DVC does not);
 2. checks every stamped input (intact, made under the current parameters, consistent with the
    job's other inputs) and refuses a stale one in one line;
-3. empties ``out``, runs the stage on its view of the parameters, and writes ``out/stamp.json``
-   last; a job that fails leaves no output behind.
+3. empties ``out`` (unless the stage shares it), runs the stage on its view of the parameters,
+   and writes ``out/stamp.json`` last; a job that fails leaves no output behind.
 
 A user's mistake ends with one line on stderr and exit status 2.
 """
@@ -61,7 +61,7 @@ def _parser(stage) -> argparse.ArgumentParser:
 
 def run_job(stage, params: dict, args: dict) -> None:
     """Run one job: check its inputs, run the stage into a fresh ``out``, stamp the result."""
-    from ..integrity import write_stamp
+    from ..integrity import STAMP_FILE, write_stamp
     from .verify import check_inputs
 
     wildcards = {name: args.pop(name) for name in stage.wildcards}
@@ -69,20 +69,21 @@ def run_job(stage, params: dict, args: dict) -> None:
     view = stage.view(params, wildcards)
     check_inputs(params, inputs)
     out = Path(args["out"])
-    if stage.stamped and out.exists():
+    if stage.owns_out and out.exists():
         shutil.rmtree(out)
+    (out / STAMP_FILE).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
-        stage.run(view, **wildcards, **args)
+        written = stage.run(view, **wildcards, **args)
     except BaseException:
-        if stage.stamped:
+        if stage.owns_out:
             shutil.rmtree(out, ignore_errors=True)
         raise
-    if stage.stamped:
-        write_stamp(out, {"job": stage.job_id(wildcards), "stage": stage.name, "wildcards": wildcards,
-                          "params": view, "seconds": round(time.perf_counter() - started, 3),
-                          "threads": params["compute"]["threads"]}, inputs)
+    write_stamp(out, {"job": stage.job_id(wildcards), "stage": stage.name, "wildcards": wildcards,
+                      "params": view, "seconds": round(time.perf_counter() - started, 3),
+                      "threads": params["compute"]["threads"]}, inputs,
+                files=None if stage.owns_out else written)
 
 
 def main(argv: list[str]) -> int:

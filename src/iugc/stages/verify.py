@@ -5,12 +5,14 @@ about the view of the stage that made it.
 - :func:`check_inputs`: before a job runs, each stamped input is intact, was made under the
   current parameters, and was made from the same versions of the other inputs this job gets.
 - :func:`verify_chain`: the report's check of every result of the study.
-- :func:`outdated_jobs`: what the workflow asks before Snakemake plans: which finished jobs
-  must run again because a result is damaged or an input it was made from is gone or changed.
+- :func:`study_state`: what the workflow asks before Snakemake plans: which finished jobs
+  must run again because a result is damaged or an input it was made from is gone or changed,
+  and under which parameters each intact result was made.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
@@ -91,12 +93,22 @@ def verify_chain(params: Mapping, paths: Iterable[str]) -> dict:
     return chain
 
 
-def outdated_jobs(roots: Iterable[str | Path], cache: HashCache) -> dict[str, str]:
-    """Finished jobs (by job id) whose result is damaged or stale, with the reason.
+@dataclass
+class StudyState:
+    """What the finished results say, before Snakemake plans: ``outdated`` jobs (damaged or
+    stale results, with the reason) and, for every intact result, the parameters it was
+    ``made_with`` (so a result DVC built under the current parameters counts as current)."""
 
-    Parameter changes are not looked at here: the per-job parameter snapshots carry them.
+    outdated: dict[str, str] = field(default_factory=dict)
+    made_with: dict[str, dict] = field(default_factory=dict)
+
+
+def study_state(roots: Iterable[str | Path], cache: HashCache) -> StudyState:
+    """Read every stamp under ``roots`` and check its result (see :class:`StudyState`).
+
+    Parameter changes are not judged here: the per-job parameter snapshots carry them.
     """
-    outdated = {}
+    state = StudyState()
     for folder in find_stamps(roots):
         try:
             stamp = read_stamp(folder)
@@ -104,6 +116,7 @@ def outdated_jobs(roots: Iterable[str | Path], cache: HashCache) -> dict[str, st
             continue  # the report's check names it; there is no job to rerun from here
         problem = damage(folder, stamp, cache) or staleness(stamp, cache)
         if problem:
-            outdated[stamp["job"]] = f"{folder}: {problem}"
-    return outdated
-
+            state.outdated[stamp["job"]] = f"{folder}: {problem}"
+        else:
+            state.made_with[stamp["job"]] = stamp["params"]
+    return state

@@ -1,0 +1,259 @@
+"""The study run end to end: the smoke preset on the phantom through Snakemake and DVC, and
+every way it once finished with exit status 0 and a report that did not match its parameters,
+replayed on the finished study.
+
+Each test works on its own copy of the study (``finished_study`` in conftest.py). The tests of
+this file share one worker (`make test` distributes by file), so the study is built once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+import yaml
+from study import copy_study, dvc, dvc_ran, environment, iugc, run, snakemake, snakemake_plan
+
+from iugc.config import load_params, params_hash
+
+pytestmark = pytest.mark.slow
+
+V2 = "v2_moco_cbam_adv"
+
+
+def set_param(work, section: str, key: str, value) -> dict:
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params[section][key] = value
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+def poison_checkpoint(work, stage: str, wildcard: str, seed: int) -> None:
+    """A checkpoint written under other parameters: the job refuses it and fails."""
+    folder = work / "results" / "checkpoints" / stage / wildcard / f"seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({"config_hash": "deadbeef", "encoder_hash": None}, folder / "checkpoint.pt")
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_report_is_current(work):
+    """Nothing left to run, and the report records the parameters in force."""
+    assert snakemake_plan(work) == set()
+    provenance = json.loads((work / "reports" / "provenance.json").read_text())
+    assert provenance["params_hash"] == params_hash(load_params(work / "params.yaml"))
+
+
+def test_study_end_to_end_snakemake_then_dvc(finished_study, tmp_path):
+    work = copy_study(finished_study, tmp_path / "study")
+
+    # 1. Snakemake built the whole study; the report is there.
+    for name in ("ablation.md", "ablation.csv", "ablation.tex", "per_landmark.csv", "metrics.json",
+                 "provenance.json"):
+        assert (work / "reports" / name).is_file(), name
+    figures = {p.name for p in (work / "reports" / "figures").glob("*.png")}
+    assert {"fig4_target_heatmaps.png", "fig5_predictions.png", "training_curves.png",
+            "aop_agreement.png", "error_distributions.png", "pretraining_curves.png"} <= figures
+    table = (work / "reports" / "ablation.md").read_text()
+    assert "phantom" in table and "smoke" in table
+
+    # 2. ...and DVC, which the repository ships initialised, agrees that everything is up to
+    # date (Snakemake's onsuccess recorded dvc.lock).
+    status = dvc("status", cwd=work).stdout
+    assert "up to date" in status, status
+    assert snakemake_plan(work) == set()
+
+    # 3. One parameter: both name the same stages, only the adversarial variant and the report.
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["finetune"]["lambda_adv"] = 0.02
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    planned = snakemake_plan(work)
+    seeds = [str(seed) for seed in params["study"]["seeds"]]
+    assert planned == {*(f"{stage}-v2_moco_cbam_adv-{seed}" for stage in ("finetune", "evaluate") for seed in seeds),
+                       "ablation", "figures", "report"}, planned
+    repro = dvc("repro", cwd=work).stdout
+    assert dvc_ran(repro) == planned, repro
+
+    # 4. After `dvc repro`, Snakemake has nothing to do, and a second repro does nothing.
+    assert snakemake_plan(work) == set()
+    again = dvc("repro", cwd=work).stdout
+    assert dvc_ran(again) == set(), again
+
+    metrics = json.loads((work / "reports" / "metrics.json").read_text())
+    assert set(metrics) == set(params["variants"])
+    show = dvc("metrics", "show", cwd=work).stdout
+    assert "v2_moco_cbam_adv" in show
+    plots = json.loads(dvc("plots", "show", "--json", cwd=work).stdout)
+    sources = json.dumps(plots["data"])
+    assert "dvclive/plots/metrics" in sources and "losses.csv" in sources, sources[:2000]
+
+
+def test_a_failed_job_never_leaves_stale_results(finished_study, tmp_path):
+    work = copy_study(finished_study, tmp_path / "study")
+    old_metrics = (work / "reports" / "metrics.json").read_text()
+    set_param(work, "finetune", "lambda_adv", 0.02)
+    poison_checkpoint(work, "finetune", V2, 1)
+    failed = snakemake("--cores", "2", cwd=work, check=False)
+    assert failed.returncode != 0 and "delete the file to start over" in failed.stdout + failed.stderr
+    assert not (work / "results" / "finetune" / V2 / "seed1").exists()
+
+    (work / "results" / "checkpoints" / "finetune" / V2 / "seed1" / "checkpoint.pt").unlink()  # the advice
+    snakemake("--cores", "2", cwd=work)
+    model = work / "results" / "finetune" / V2 / "seed1" / "model.pt"
+    assert model.is_file()
+    evaluation = json.loads((work / "results" / "eval" / V2 / "seed1" / "stamp.json").read_text())
+    assert evaluation["inputs"][f"results/finetune/{V2}/seed1"].startswith("stamp:")
+    assert (work / "reports" / "metrics.json").read_text() != old_metrics
+    assert_report_is_current(work)
+
+    # The same after a failed forced rerun of another variant.
+    poison_checkpoint(work, "finetune", "v1_hrnet_supervised", 2)
+    forced = snakemake("--cores", "2", "--forcerun", "results/finetune/v1_hrnet_supervised/seed2",
+                       cwd=work, check=False)
+    assert forced.returncode != 0
+    (work / "results" / "checkpoints" / "finetune" / "v1_hrnet_supervised" / "seed2" / "checkpoint.pt").unlink()
+    snakemake("--cores", "2", cwd=work)
+    assert (work / "results" / "finetune" / "v1_hrnet_supervised" / "seed2" / "model.pt").is_file()
+    assert_report_is_current(work)
+
+
+def one_line_error(result) -> str:
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    return lines[-1] if len(lines) > 1 else lines[0]
+
+
+def test_a_missing_data_root_is_refused_wherever_it_is_set(finished_study, tmp_path):
+    work = copy_study(finished_study, tmp_path / "study")
+    result = iugc("params", "--preset", "smoke", "--set", "data.source=iugc2025",
+                  "--set", f"data.root={tmp_path / 'nowhere'}", "--out", "other.yaml", cwd=work, check=False)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "data.root" in result.stderr and not (work / "other.yaml").exists()
+
+    params = set_param(work, "data", "source", "iugc2025")
+    params = set_param(work, "data", "root", str(tmp_path / "nowhere"))
+    plan = snakemake("-n", cwd=work, check=False)
+    assert "data.root" in one_line_error(plan) and len(plan.stderr.strip().splitlines()) <= 3
+    generated = iugc("dvc-yaml", cwd=work, check=False)
+    assert generated.returncode == 2 and len(generated.stderr.strip().splitlines()) == 1
+    assert "data.root" in generated.stderr
+
+
+def test_both_orchestrators_give_the_same_numbers(finished_study, tmp_path):
+    """One job rerun by DVC in a shell whose thread settings differ from Snakemake's gives the
+    same bytes; and after an edit, `dvc repro` leaves Snakemake nothing to do."""
+    work = copy_study(finished_study, tmp_path / "study")
+    job = "results/finetune/v4_moco/seed1"
+    before = {name: sha(work / job / name) for name in ("model.pt", "losses.csv")}
+    shell = environment(OMP_NUM_THREADS="2", MKL_NUM_THREADS=None)  # not what Snakemake hands its jobs
+    dvc("repro", "--force", "--single-item", "finetune-v4_moco-1", cwd=work, env=shell)
+    assert {name: sha(work / job / name) for name in before} == before
+
+    set_param(work, "finetune", "lambda_adv", 0.03)  # no Snakemake run in between
+    dvc("repro", cwd=work, env=shell)
+    assert snakemake_plan(work) == set()
+
+
+def test_a_fresh_clone_is_a_dvc_project(repo_root, tmp_path):
+    from study import copy_tracked
+
+    work = copy_tracked(repo_root, tmp_path / "clone")
+    status = dvc("status", cwd=work, check=False)
+    assert "not inside of a DVC repository" not in status.stdout + status.stderr
+    assert (work / ".dvc" / "config").is_file()
+
+
+def test_a_killed_study_resumes_with_one_command(finished_study, tmp_path):
+    work = copy_study(finished_study, tmp_path / "study")
+    job = work / "results" / "finetune" / "v4_moco" / "seed1"
+    reference = sha(job / "model.pt")
+    subprocess.run(["rm", "-r", str(job)], check=True)
+    log = work / "results" / "logs" / "finetune" / "v4_moco" / "seed1.log"
+    started = time.time()
+    study = subprocess.Popen(["make", "study"], cwd=work, env=environment(), start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (log.exists() and log.stat().st_mtime > started and "epoch" in log.read_text()):
+        assert study.poll() is None and time.time() - started < 120, "the job never started"
+        time.sleep(0.2)
+    os.killpg(study.pid, signal.SIGKILL)  # no clean-up at all: locks and incomplete markers stay
+    study.wait()
+    # The killed Snakemake's job, in a process group of its own, runs on until it ends; while it
+    # does, `make study` refuses to start in this folder, and says why.
+    refused = run(["make", "study"], work, check=False)
+    if refused.returncode:
+        assert "still running in this folder" in refused.stderr
+        free = ["flock", "--nonblock", str(work / ".snakemake" / "make-study.lock"), "true"]
+        while run(free, work, check=False).returncode:
+            assert time.time() - started < 240
+            time.sleep(0.5)
+
+    run(["make", "study"], work)
+    assert sha(job / "model.pt") == reference
+    assert "Nothing to be done" in snakemake("-n", cwd=work).stdout
+    assert "up to date" in dvc("status", cwd=work).stdout
+
+    # DVC's record lost (as after `dvc init` on a study Snakemake made): the same command
+    # brings dvc.lock up to date without running a job.
+    (work / "dvc.lock").unlink()
+    result = run(["make", "study"], work)
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert "up to date" in dvc("status", cwd=work).stdout
+
+
+def test_damaged_and_stale_results_are_found_and_rebuilt(finished_study, tmp_path):
+    work = copy_study(finished_study, tmp_path / "study")
+    model = work / "results" / "finetune" / "v4_moco" / "seed2" / "model.pt"
+    reference = sha(model)
+    with open(model, "r+b") as handle:
+        handle.truncate(1000)
+    evaluated = iugc("stage", "evaluate", "--variant", "v4_moco", "--seed", "2", "--dataset", "data/dataset",
+                     "--split", "results/split", "--model", "results/finetune/v4_moco/seed2",
+                     "--out", "results/eval/v4_moco/seed2", cwd=work, check=False)
+    assert evaluated.returncode == 2 and len(evaluated.stderr.strip().splitlines()) == 1
+    assert "model.pt is damaged" in evaluated.stderr
+    assert "finetune-v4_moco-2" in snakemake_plan(work)
+    snakemake("--cores", "2", cwd=work)
+    assert sha(model) == reference
+    assert_report_is_current(work)
+
+    # A frame of the data changed after the filter ran: the data stage runs again.
+    frame = next((work / "data" / "dataset" / "phantom").rglob("*.png"))
+    frame.write_bytes(frame.read_bytes() + b"\0")
+    assert "obtain" in snakemake_plan(work)
+
+
+def test_experiments_can_be_compared(finished_study, tmp_path):
+    work = copy_study(finished_study, tmp_path / "study")
+    run(["git", "add", "-A"], work)
+    run(["git", "commit", "-qm", "the finished study"], work)
+    dvc("exp", "run", "-S", "finetune.lambda_adv=0.02", "--name", "adv002", cwd=work)
+    table = json.loads(dvc("exp", "show", "--json", cwd=work).stdout)
+    experiments = [exp for entry in table for exp in (entry.get("experiments") or [])]
+    found = [run_ for exp in experiments for run_ in exp.get("revs", []) if run_.get("name") == "adv002"]
+    assert found, json.dumps(table)[:3000]
+    metrics = found[0]["data"]["metrics"]["reports/metrics.json"]["data"]
+    assert set(metrics) == set(load_params(work / "params.yaml")["variants"])
+    assert all(isinstance(m["mre"], float) and isinstance(m["aop_mae"], float) for m in metrics.values())
+
+
+def test_unknown_names_are_refused_in_one_line(finished_study, tmp_path):
+    work = copy_study(finished_study, tmp_path / "study")
+    result = iugc("params", "--preset", "smoke", "--set", "encoders.hrnet=hrnet_w99", "--out", "-",
+                  cwd=work, check=False)
+    assert result.returncode == 2 and "encoders.hrnet" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["finetuen"] = params.pop("finetune")
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    plan = snakemake("-n", cwd=work, check=False)
+    line = one_line_error(plan)
+    assert "'finetuen'" in line and "did you mean 'finetune'" in line, line
+    assert len(plan.stderr.strip().splitlines()) <= 3
