@@ -108,12 +108,32 @@ def test_soft_argmax_passes_gradients():
 
 
 def test_coordinate_head_outputs_normalised_coordinates():
-    head = CoordinateHead(16, 3, attention=True, **CBAM_ARGS)
+    layout = dict(channels=8, grid=4, hidden=32)
+    head = CoordinateHead(16, 3, attention=True, **layout, **CBAM_ARGS)
     out = head(torch.rand(4, 16, 5, 5))
     assert out.shape == (4, 3, 2)
     assert ((out > 0) & (out < 1)).all()
-    plain = CoordinateHead(16, 3, attention=False, **CBAM_ARGS)
+    plain = CoordinateHead(16, 3, attention=False, **layout, **CBAM_ARGS)
     assert not any(isinstance(m, CBAM) for m in plain.modules())
+
+
+def test_coordinate_head_sees_where_a_feature_is():
+    """Two maps with the same features in different places: a global average could not tell
+    them apart, the head's pooled layout does."""
+    torch.manual_seed(0)
+    head = CoordinateHead(1, 1, attention=False, channels=4, grid=4, hidden=16,
+                          cbam_reduction=None, cbam_kernel=None).eval()
+    left, right = torch.zeros(1, 1, 16, 16), torch.zeros(1, 1, 16, 16)
+    left[..., 8, 2], right[..., 8, 13] = 1.0, 1.0
+    with torch.no_grad():
+        assert not torch.allclose(head(left), head(right))
+
+
+def test_the_attention_unet_row_has_no_cbam_on_its_gates(smoke):
+    model = network(smoke, "v7_attunet_mae_coords")
+    assert smoke["variants"]["v7_attunet_mae_coords"]["attention"]
+    assert not any(isinstance(m, CBAM) for m in model.head.modules())
+    assert any(isinstance(m, CBAM) for m in network(smoke, "v6_moco_cbam_coords").head.modules())
 
 
 @pytest.fixture(scope="module")

@@ -92,15 +92,22 @@ def test_stage_groups_partition_every_encoder(smoke, kind):
     assert_partition(built, built.stage_groups())
 
 
-def test_attention_unet_groups_run_from_full_resolution_to_the_bottom(smoke):
+def test_attention_unet_groups_release_the_expanding_path_first(smoke):
+    """An encoder-decoder pretrained as a whole: the path the head sits on is "deep" (released
+    first), the contracting path is split into "middle" (down to the bottom) and "shallow"."""
+    from monai.networks.blocks.convolutions import Convolution
+    from monai.networks.nets.attentionunet import AttentionBlock
+
     channels = smoke["encoders"]["attention_unet_channels"]
     body = encoder(smoke, "attention_unet")
     groups = body.stage_groups()
+    gates = [m for m in body.modules() if isinstance(m, AttentionBlock)]
+    in_deep = {id(m) for module in groups["deep"] for m in module.modules()}
+    assert gates and all(id(gate) in in_deep for gate in gates)
     assert body.model[0] in groups["shallow"]  # the input block
-    widest = {m.out_channels for group in groups["deep"] for m in group.modules()
-              if isinstance(m, nn.Conv2d)}
-    assert widest == {channels[-1]}  # the bottom block alone
-    assert groups["middle"]
+    widest = {m.out_channels for module in groups["middle"] for m in module.modules() if isinstance(m, nn.Conv2d)}
+    assert channels[-1] in widest  # the bottom block
+    assert not any(isinstance(m, Convolution) and m in groups["deep"] for m in groups["shallow"])
 
 
 def test_attention_unet_body_is_monai_without_its_output_conv(smoke):

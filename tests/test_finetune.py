@@ -291,3 +291,20 @@ def test_coordinate_variant_trains_on_the_coordinate_loss_alone(params, frames, 
     (row,) = load_checkpoint(tmp_path / "run" / "checkpoint.pt", None)["history"]
     assert sorted(k for k in row if k.startswith("train/")) == ["train/coord", "train/total"]
     assert row["train/coord"] == pytest.approx(row["train/total"])
+
+
+def test_a_random_encoder_trains_from_the_first_epoch(params, frames, tmp_path):
+    """The supervised baseline has no pretrained features to protect: its encoder learns in
+    epoch 1 (a pretrained one stays frozen then; see the test above)."""
+    variant = "v1_hrnet_supervised"
+    v = view(params, variant)
+    no_frames = LandmarkDataset(frames.iloc[:0], 64, eval_transform(params["augment"]))
+    initial = ft.FinetuneMethod(variant, landmark_spec(v, variant), finetune_config(v, variant),
+                                torch.device("cpu"), no_frames, seed=42, pretrained=False).generator.encoder.state_dict()
+    finetune(v, variant, frames.iloc[:12], frames.iloc[12:], tmp_path / "run", stop_after=1, log=lambda _: None)
+    trained = load_checkpoint(tmp_path / "run" / "checkpoint.pt", None)["networks"]["generator"]
+    changed = [name for name, value in initial.items()
+               if value.is_floating_point() and not torch.equal(trained[f"encoder.{name}"], value)]
+    # every stage group learns at once (the few incre modules whose output timm discards never do)
+    for stage in ("body.conv1.", "body.stage2.", "body.stage4."):
+        assert any(name.startswith(stage) for name in changed), stage

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from iugc.geometry import angle_of_progression, aop_from_landmarks
-from iugc.metrics import aop_mae, bootstrap_ci, mean_radial_error, radial_errors, success_rates, summarize
+from iugc.metrics import (Draws, aop_errors, aop_mae, hierarchical_ci, holm, mean_radial_error,
+                          paired_difference, radial_errors, resampled_means, success_rates, summarize)
 
 
 @pytest.mark.parametrize("ps1, ps2, fh1, expected", [
@@ -54,17 +55,79 @@ def test_success_rates_and_bootstrap():
     errors = np.array([[1, 2, 30], [4, 50, 6]], dtype=float)
     assert success_rates(errors, [5, 40]) == {5.0: 0.5, 40.0: 5 / 6}
     values = np.arange(100, dtype=float)
-    lo, hi = bootstrap_ci(values, n_samples=500, seed=1)
+    lo, hi = hierarchical_ci(values, np.arange(100), n_samples=500, seed=1)
     assert lo < values.mean() < hi and hi - lo < 25
-    assert bootstrap_ci(values, n_samples=500, seed=1) == (lo, hi)     # deterministic per seed
+    assert hierarchical_ci(values, np.arange(100), n_samples=500, seed=1) == (lo, hi)  # deterministic
+
+
+def test_identical_frames_of_a_group_count_as_one_frame():
+    """Eight acquisitions of five identical frames each: the interval is that of eight frames,
+    one per acquisition, not of forty."""
+    per_group = np.array([3.0, 9.0, 4.0, 12.0, 5.0, 7.0, 15.0, 2.0])
+    frames = np.repeat(per_group, 5)
+    groups = np.repeat(np.arange(8), 5)
+    one_per_group = hierarchical_ci(per_group, np.arange(8), n_samples=2000, seed=3)
+    assert hierarchical_ci(frames, groups, n_samples=2000, seed=3) == pytest.approx(one_per_group)
+    # a frame bootstrap of the forty frames would be far narrower
+    assert np.diff(hierarchical_ci(frames, np.arange(40), n_samples=2000, seed=3))[0] < 0.6 * np.diff(one_per_group)[0]
+
+
+def test_seeds_are_resampled_too():
+    """Two seeds that disagree widen the interval; identical seeds give the one-seed interval."""
+    frames = np.arange(20, dtype=float)
+    groups = np.arange(20) // 2
+    single = hierarchical_ci(frames, groups, n_samples=1000, seed=0)
+    same = hierarchical_ci(np.stack([frames, frames]), groups, n_samples=1000, seed=0)
+    assert np.diff(same)[0] == pytest.approx(np.diff(single)[0], rel=0.15)
+    apart = hierarchical_ci(np.stack([frames, frames + 20]), groups, n_samples=1000, seed=0)
+    assert np.diff(apart)[0] > 2 * np.diff(single)[0]
+    draws = Draws.make(2, 10, 500, seed=0)
+    assert (draws.seeds.sum(axis=1) == 2).all() and (draws.groups.sum(axis=1) == 10).all()
+    # a constant has no spread
+    assert set(resampled_means(np.full((2, 20), 4.0), groups, draws)) == {4.0}
+
+
+def test_paired_difference_sees_a_consistent_small_gap():
+    """A gap of 0.5 on every frame and seed is certain even when frames vary widely; and
+    swapping the two gives the opposite difference with the same p."""
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0, 50, size=(3, 60))
+    a = b + 0.5
+    groups = np.arange(60) // 6
+    draws = Draws.make(3, 10, 2000, seed=1)
+    result = paired_difference(a, b, groups, draws, 0.95)
+    assert result["difference"] == pytest.approx(0.5) and result["lo"] == pytest.approx(0.5)
+    assert result["p"] < 0.01
+    swapped = paired_difference(b, a, groups, draws, 0.95)
+    assert swapped["difference"] == pytest.approx(-0.5) and swapped["p"] == result["p"]
+    noise = paired_difference(b, b[::-1], groups, draws, 0.95)  # no systematic gap
+    assert noise["lo"] < 0 < noise["hi"] or noise["p"] > 0.05
+
+
+def test_holm_adjustment_matches_a_hand_computed_case():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> monotone 0.06
+    np.testing.assert_allclose(holm(p), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(holm([0.5, 0.9]), [1.0, 1.0])
+    assert holm([]).size == 0
+
+
+def test_an_undefined_predicted_aop_counts_at_its_worst():
+    true = np.array([[[0, 0], [-10, 0], [0, 10]], [[0, 0], [-10, 0], [10, 10]]], dtype=float)
+    pred = true.copy()
+    pred[0, 1] = pred[0, 0]  # PS2 on PS1: no angle
+    errors = aop_errors(pred, true)
+    assert errors[0] == pytest.approx(90.0)  # true AoP 90: the worst error possible is 90
+    assert errors[1] == pytest.approx(0.0)
+    assert aop_mae(pred, true) == pytest.approx(45.0)
 
 
 def test_summarize_reports_per_landmark_and_intervals():
     rng = np.random.default_rng(0)
     true = rng.uniform(50, 200, size=(30, 3, 2))
     pred = true + rng.normal(0, 3, size=true.shape)
-    s = summarize(pred, true, radii=(5, 10), n_samples=200)
-    assert s["n_frames"] == 30
+    s = summarize(pred, true, np.arange(30) // 3, radii=(5, 10), n_samples=200)
+    assert s["n_frames"] == 30 and s["n_groups"] == 10 and s["aop_undefined"] == 0
     assert s["mre_ci"][0] <= s["mre"] <= s["mre_ci"][1]
     assert s["mre"] == pytest.approx(np.mean([s["re_ps1"], s["re_ps2"], s["re_fh1"]]))
     assert set(s["success_rate"]) == {"5px", "10px"}

@@ -1,34 +1,101 @@
+"""The report's tables: the ablation with emphasis only where a paired test says so, the claims
+with their Holm-adjusted verdicts, and the analysis that pools seeds and acquisitions."""
 import numpy as np
+import pandas as pd
+import pytest
 
 from iugc.config import load_preset
-from iugc.report.tables import ablation_table, caption, published_table2, render
+from iugc.geometry import LANDMARKS
+from iugc.report import analysis
+from iugc.report.tables import (ablation_table, caption, claims_caption, published_claims, published_table2,
+                                render, render_claims)
+
+VARIANTS = load_preset("smoke")["variants"]
 
 
-def _metrics(params):
-    out = {}
-    for i, name in enumerate(params["variants"]):
-        mre = [30.0, 10.0, 20.0, 25.0, 40.0, 15.0, 35.0][i]
-        out[name] = {"mre": mre, "mre_ci": [mre - 1, mre + 1], "aop_mae": 100 - mre, "aop_mae_ci": [1, 2],
-                     "re_ps1": mre, "re_ps2": mre, "re_fh1": mre, "n_frames": 12}
-    return out
+def prediction_table(errors: np.ndarray, groups: np.ndarray, aop_error=None) -> pd.DataFrame:
+    """A stand-in per-frame table with the columns the analysis reads."""
+    n = len(errors)
+    table = pd.DataFrame({"filename": [f"{i:05d}.png" for i in range(n)], "group": groups, "mre": errors,
+                          "aop_error": errors if aop_error is None else aop_error,
+                          "aop": np.linspace(90, 150, n), "aop_undefined": False})
+    for landmark in LANDMARKS:
+        table[f"re_{landmark}"] = errors
+    return table
 
 
-def test_table_follows_table2_with_best_bold_and_second_underlined():
-    params = load_preset("smoke")
-    table = ablation_table(params, _metrics(params))
-    assert list(table["variant"]) == list(params["variants"])
+def study(offsets: dict[str, float], seeds=(1, 2, 3), n=40, noise=1.0) -> analysis.Study:
+    """Variants whose errors are one common frame difficulty plus an offset and a little noise."""
+    rng = np.random.default_rng(0)
+    difficulty = rng.uniform(5, 30, n)
+    groups = np.arange(n) // 5
+    runs = {name: {seed: prediction_table(difficulty + offset + rng.normal(0, noise, n), groups)
+                   for seed in seeds} for name, offset in offsets.items()}
+    return analysis.Study.from_tables(runs, list(offsets))
+
+
+def test_emphasis_only_where_the_difference_is_significant():
+    clear = study({"a": 0.0, "b": 3.0, "c": 6.0})
+    draws = clear.draws(1000, seed=0)
+    assert analysis.significant_ranks(clear, "mre", draws, 0.95, 0.05) == {"a": 1, "b": 2, "c": 0}
+    tied = study({"a": 0.0, "b": 0.05, "c": 6.0}, noise=3.0)
+    draws = tied.draws(1000, seed=0)
+    assert analysis.significant_ranks(tied, "mre", draws, 0.95, 0.05) == {"a": 0, "b": 0, "c": 0}
+
+
+def test_table_follows_table2_and_states_what_it_rests_on():
+    offsets = {name: 3.0 * i for i, name in enumerate(VARIANTS)}
+    s = study(offsets)
+    draws = s.draws(500, seed=0)
+    numbers = analysis.variant_table(s, draws, 0.95, [5, 10])
+    ranks = {m: analysis.significant_ranks(s, m, draws, 0.95, 0.05) for m in analysis.METRICS}
+    table = ablation_table(VARIANTS, numbers, ranks, {"hrnet": "HRNet (x)"})
+    assert list(table["variant"]) == list(VARIANTS)
     assert list(table["Output"])[-2:] == ["Coordinates", "Coordinates"]
-    md = render(table, "md", caption("phantom", params["preset"], {"hrnet": "HRNet (x)"}))
-    assert "**10.00**" in md and "<u>15.00</u>" in md           # MRE best and second
-    assert "**60.00**" in md and "<u>65.00</u>" in md         # AoP MAE: 100 - MRE
-    assert "phantom" in md and "'smoke'" in md and "NOT" in md
-    tex = render(table, "tex", "cap")
-    assert "\\textbf{10.00}" in tex and "\\underline{15.00}" in tex and tex.count("\\\\") >= 8
+    assert (table["n_seeds"] == 3).all() and (table["n_groups"] == 8).all() and (table["n_frames"] == 40).all()
+    text = caption("phantom", "smoke", {"hrnet": "HRNet (x)"}, 3, 8, 40, 0.95, 0.05)
+    md = render(table, "md", text)
+    assert md.count("**") == 4 and md.count("<u>") == 2  # best and second of both metrics
+    assert "phantom" in md and "'smoke'" in md and "NOT" in md and "3 seed(s)" in md and "8 acquisitions" in md
+    assert "No predicted AoP was undefined" in md
+    tex = render(table, "tex", text)
+    assert "\\textbf{" in tex and "\\underline{" in tex and tex.count("\\\\") >= 8
+
+
+def test_claims_follow_the_paper_and_adjust_for_many_tests():
+    offsets = {name: 0.0 for name in VARIANTS}
+    offsets["v2_moco_cbam_adv"] = -4.0       # the adversarial term helps, clearly
+    offsets["v6_moco_cbam_coords"] = 4.0     # the coordinate head is worse: reversed
+    s = study(offsets)
+    draws = s.draws(2000, seed=0)
+    claims = analysis.claims_table(s, published_claims(), published_table2(), draws, 0.95, 0.05)
+    verdict = {(r["claim"], r["metric"]): r["verdict"] for _, r in claims.iterrows()}
+    assert verdict[("adversarial", "mre")] == "supported"
+    assert verdict[("coordinate_head", "mre")] == "reversed at this scale"
+    assert verdict[("cbam", "mre")] == "not shown"
+    assert (claims["p_holm"] >= claims["p"]).all()
+    paper = claims.set_index(["claim", "metric"]).loc[("adversarial", "mre"), "paper_difference"]
+    assert paper == pytest.approx(25.66 - 34.83)
+    md = render_claims(claims, "md", claims_caption(3, 8, 40, 0.95, 0.05))
+    assert "Holm" in md and "supported" in md and "reversed at this scale" in md
+
+
+def test_variants_must_share_seeds_and_frames():
+    s = study({"a": 0.0, "b": 1.0})
+    runs = {name: dict(zip(s.seeds, tables)) for name, tables in s.tables.items()}
+    runs["b"].pop(3)
+    with pytest.raises(Exception, match="seeds"):
+        analysis.Study.from_tables(runs, ["a", "b"])
+
+
+def test_error_by_aop_range_counts_frames():
+    s = study({"a": 0.0, "b": 1.0})
+    table = analysis.by_aop_range(s, [0, 100, 120, 140, 180])
+    assert set(table["aop_range"]) == {"0-100", "100-120", "120-140", "140-180"}
+    assert table[table["variant"] == "a"]["n_frames"].sum() == 40
 
 
 def test_published_numbers_come_from_the_data_file():
     published = published_table2()
     assert published["v2_moco_cbam_adv"] == {"mre": 25.66, "aop_mae": 8.54}
-    params = load_preset("paper")
-    table = ablation_table(params, _metrics(params))
-    assert np.isclose(table.loc[1, "paper MRE"], 25.66) and np.isclose(table.loc[0, "paper AoP MAE"], 11.24)
+    assert {c["id"] for c in published_claims()} >= {"adversarial", "cbam", "hrnet_over_resnet"}

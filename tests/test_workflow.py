@@ -11,28 +11,14 @@ import yaml
 from study import run
 
 from iugc.config import load_params, load_preset
-from iugc.stages.registry import get_stage, stages
-from iugc.stages.views import pretrain_methods
-from iugc.workflow import render_dvc_yaml, snakemake_jobs
-
-
-def jobs_of(params) -> list[tuple[str, dict]]:
-    """(stage, wildcards) of every job of the study for a parameter set."""
-    seeds = [str(seed) for seed in params["study"]["seeds"]]
-    dimensions = {"method": pretrain_methods(params), "variant": list(params["variants"]), "seed": seeds}
-    jobs = []
-    for name, stage in stages().items():
-        combos = [{}]
-        for wildcard in stage.wildcards:
-            combos = [{**c, wildcard: value} for c in combos for value in dimensions[wildcard]]
-        jobs += [(name, combo) for combo in combos]
-    return jobs
+from iugc.stages.registry import get_stage
+from iugc.workflow import render_dvc_yaml, snakemake_jobs, study_jobs
 
 
 def test_every_preset_declares_params_that_exist():
     for name in ("paper", "quick", "smoke"):
         params = load_preset(name)
-        for stage, wildcards in jobs_of(params):
+        for stage, wildcards in study_jobs(params):
             for key in get_stage(stage).keys(params, wildcards):
                 node = params
                 for part in key.split("."):
@@ -83,3 +69,14 @@ def test_every_rule_runs_the_stage_of_its_name_with_its_own_snapshot(repo_root):
         assert job["cmd"].startswith(f"iugc stage {stage.name} "), job["cmd"]
         snapshot = str(SNAPSHOT_DIR / f"{stage.job_id(job['wildcards'])}.json")
         assert snapshot in job["deps"], (job["rule"], job["deps"][:2])
+
+
+def test_one_job_per_variant_and_seed_in_both_tools(repo_root):
+    params = load_params(repo_root / "params.yaml")
+    dvc_stages = set(yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"])
+    snakemake = {get_stage(j["rule"]).job_id(j["wildcards"]).replace("@", "-") for j in snakemake_jobs(workdir=repo_root)}
+    for stage in ("finetune", "evaluate"):
+        expected = {f"{stage}-{v}-{s}" for v in params["variants"] for s in params["study"]["seeds"]}
+        assert {name for name in dvc_stages if name.startswith(f"{stage}-")} == expected
+        assert {name for name in snakemake if name.startswith(f"{stage}-")} == expected
+    assert len(params["study"]["seeds"]) >= 2

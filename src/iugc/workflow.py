@@ -23,12 +23,41 @@ from pathlib import Path
 
 import yaml
 
-from .stages.registry import get_stage
+from .stages.registry import get_stage, stages
+from .stages.views import pretrain_methods
 
 SNAPSHOT_DIR = Path(".snakemake") / "iugc-params"
 HASH_CACHE = Path(".snakemake") / "iugc-hashes.json"
 PARAMS_FILE = "params.yaml"
 OUTPUT_ROOTS = ("data", "results", "reports")  # where stamped results live
+
+
+def study_jobs(params: Mapping) -> list[tuple[str, dict[str, str]]]:
+    """(stage, wildcards) of every job of the study: each stage's wildcards range over the
+    pretraining methods, the variants and the seeds."""
+    dimensions = {"method": pretrain_methods(params), "variant": list(params["variants"]),
+                  "seed": [str(seed) for seed in params["study"]["seeds"]]}
+    jobs = []
+    for name, stage in stages().items():
+        combos = [{}]
+        for wildcard in stage.wildcards:
+            combos = [{**c, wildcard: value} for c in combos for value in dimensions[wildcard]]
+        jobs += [(name, combo) for combo in combos]
+    return jobs
+
+
+def snapshot_path(stage: str, wildcards: Mapping[str, str] | None = None) -> str:
+    """Where the snapshot of a job's parameters is (relative to the working directory)."""
+    return str(SNAPSHOT_DIR / f"{get_stage(stage).job_id(dict(wildcards or {}))}.json")
+
+
+def write_snapshots(params: Mapping, outdated: Mapping[str, str], made_with: Mapping[str, Mapping],
+                    root: Path | str = ".") -> None:
+    """Write the snapshot of every job of the study before Snakemake plans (see param_snapshot):
+    they must all exist when it looks, whatever it was asked to build."""
+    for stage, wildcards in study_jobs(params):
+        job = get_stage(stage).job_id(wildcards)
+        param_snapshot(params, stage, wildcards, root, rebuild=job in outdated, made_with=made_with.get(job))
 
 
 def param_snapshot(params: Mapping, stage: str, wildcards: Mapping[str, str] | None = None,

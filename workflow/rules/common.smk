@@ -3,10 +3,9 @@
 import sys
 
 from iugc.integrity import HashCache
-from iugc.stages.registry import get_stage
-from iugc.stages.verify import StudyState, study_state
+from iugc.stages.verify import study_state
 from iugc.stages.views import pretrain_method, pretrain_methods
-from iugc.workflow import HASH_CACHE, OUTPUT_ROOTS, param_snapshot
+from iugc.workflow import HASH_CACHE, OUTPUT_ROOTS, snapshot_path, write_snapshots
 
 VARIANTS = list(config["variants"])
 METHODS = pretrain_methods(config)
@@ -14,29 +13,21 @@ SEEDS = [str(seed) for seed in config["study"]["seeds"]]
 THREADS = config["compute"]["threads"]  # of every job that computes with torch
 
 
-# A finished result that is damaged, or was made from an input that is gone or changed since,
-# is rebuilt: its job's snapshot changes (see iugc/workflow.py). Checked once, before planning.
-STUDY = StudyState()
+# Before Snakemake plans: every finished result is checked against its stamp, and every job's
+# parameter snapshot is written (see iugc/workflow.py); a result that is damaged, or was made
+# from an input that is gone or changed since, gets its job's snapshot changed, so it is rebuilt.
 if workflow.is_main_process:
     _hashes = HashCache(HASH_CACHE)
-    STUDY = study_state(OUTPUT_ROOTS, _hashes)
+    _study = study_state(OUTPUT_ROOTS, _hashes)
     _hashes.save()
-    for _job, _reason in STUDY.outdated.items():
+    for _job, _reason in _study.outdated.items():
         print(f"iugc: {_reason}: {_job} runs again", file=sys.stderr)
-_REBUILT = set()
+    write_snapshots(config, _study.outdated, _study.made_with)
 
 
 def snapshot(stage):
     """Input function: the snapshot of the params a job of ``stage`` reads."""
-
-    def _snapshot(wildcards):
-        wildcards = dict(wildcards)
-        job = get_stage(stage).job_id(wildcards)
-        rebuild = job in STUDY.outdated and job not in _REBUILT
-        _REBUILT.add(job)
-        return param_snapshot(config, stage, wildcards, rebuild=rebuild, made_with=STUDY.made_with.get(job))
-
-    return _snapshot
+    return lambda wildcards: snapshot_path(stage, dict(wildcards))
 
 
 def data_source(wildcards):

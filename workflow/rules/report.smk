@@ -9,6 +9,7 @@ rule ablation:
     input:
         snapshot("ablation"),
         dataset="data/dataset",
+        split="results/split",
         evaluations=EVALUATIONS,
     output:
         directory("results/ablation"),
@@ -17,7 +18,8 @@ rule ablation:
     conda:
         ENV
     shell:
-        "iugc stage ablation --dataset {input.dataset} --evaluations {input.evaluations} --out {output} --log {log}"
+        "iugc stage ablation --dataset {input.dataset} --split {input.split} --evaluations {input.evaluations}"
+        " --out {output} --log {log}"
 
 
 rule figures:
@@ -25,6 +27,7 @@ rule figures:
         snapshot("figures"),
         dataset="data/dataset",
         split="results/split",
+        ablation="results/ablation",
         evaluations=EVALUATIONS,
         finetuned=FINETUNED,
         pretrained=PRETRAINED,
@@ -35,7 +38,8 @@ rule figures:
     conda:
         ENV
     shell:
-        "iugc stage figures --dataset {input.dataset} --split {input.split} --evaluations {input.evaluations}"
+        "iugc stage figures --dataset {input.dataset} --split {input.split} --ablation {input.ablation}"
+        " --evaluations {input.evaluations}"
         " --finetuned {input.finetuned} --pretrained {input.pretrained} --out {output} --log {log}"
 
 
@@ -56,10 +60,15 @@ rule report:
             *EVALUATIONS,
         ],
     output:
+        report("reports/claims.md", caption="../report/claims.rst", category="Claims of the paper"),
+        "reports/claims.csv",
+        "reports/claims.tex",
         report("reports/ablation.md", caption="../report/ablation.rst", category="Ablation (Table 2)"),
         "reports/ablation.csv",
         "reports/ablation.tex",
+        "reports/published.md",
         "reports/per_landmark.csv",
+        "reports/by_aop_range.csv",
         "reports/metrics.json",
         report(
             directory("reports/figures"),

@@ -8,11 +8,11 @@ Where the frames come from decides how standard-plane (SP) frames are recognised
   and decides the rest, and its precision/recall are measured on that rest.
 - no unlabeled pool (PSFHS): the training split's labelled frames, labels unused. Test frames are
   never pretrained on.
-Every candidate also has to be readable, not blank, and not a near-duplicate (perceptual hash) of a
-frame already kept.
+Every candidate also has to be readable, not blank, and not an exact copy of a frame already kept.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +29,9 @@ POOL_CSV = "pool.csv"  # the kept frames (column image_path): what pretraining r
 class FilterConfig:
     """The ``filter`` section of the parameters."""
 
-    phash_duplicate_distance: int  # within this Hamming distance of a kept frame: a near-duplicate
     blank_std: float               # grey-level sd below which a frame is blank
     classifier_features_size: int  # side of the thumbnail the standard-plane classifier sees
-    classifier_threshold: float
+    target_precision: float        # the classifier's threshold is set for this precision
     calibration_fraction: float    # share of the pool (whole acquisitions) a reader labels
 
 
@@ -55,32 +54,18 @@ def image_features(images: list[np.ndarray], side: int, grid: int = 8) -> np.nda
     return np.stack(feats)
 
 
-def perceptual_hash(image: np.ndarray) -> int:
-    import imagehash
-    from PIL import Image
-
-    bits = imagehash.phash(Image.fromarray(image)).hash.ravel()
-    return int("".join("1" if b else "0" for b in bits), 2)
-
-
-def drop_near_duplicates(hashes: list[int], candidates: np.ndarray, max_distance: int) -> np.ndarray:
-    """Greedy in order: a candidate within ``max_distance`` bits of a kept frame is dropped.
-
-    Returns, per frame, the index of the kept frame it duplicates, or -1 (kept / not a candidate).
-    """
-    kept = np.zeros(0, dtype=np.uint64)
-    kept_index: list[int] = []
-    duplicate_of = np.full(len(hashes), -1)
+def exact_duplicates(images: list[np.ndarray | None], candidates: np.ndarray) -> np.ndarray:
+    """Per frame, the index of the first earlier candidate with identical pixels, or -1 (kept,
+    or not a candidate). Only exact copies are dropped: near-copies (consecutive frames of one
+    acquisition) stay, as in the paper, which pretrains on all 2045 Example* frames."""
+    first: dict[bytes, int] = {}
+    duplicate_of = np.full(len(images), -1)
     for i in np.flatnonzero(candidates):
-        h = np.uint64(hashes[i])
-        if kept.size:
-            distances = np.bitwise_count(np.bitwise_xor(kept, h))
-            nearest = int(np.argmin(distances))
-            if distances[nearest] <= max_distance:
-                duplicate_of[i] = kept_index[nearest]
-                continue
-        kept = np.append(kept, h)
-        kept_index.append(i)
+        key = hashlib.sha256(images[i].tobytes() + str(images[i].shape).encode()).digest()
+        if key in first:
+            duplicate_of[i] = first[key]
+        else:
+            first[key] = i
     return duplicate_of
 
 
@@ -102,15 +87,18 @@ def _classify(pool: pd.DataFrame, images, train: pd.DataFrame, config: FilterCon
     positives = [read_grey(p) for p in train["image_path"]]
     x_calib = image_features([images[i] for i in calib_idx] + positives, side)
     y_calib = np.concatenate([truth[calib_idx], np.ones(len(positives), dtype=int)])
+    groups_calib = [groups[i] for i in calib_idx] + [f"labelled {g}" for g in train.get("group", train.index)]
     # A forest copes with the few, unbalanced calibration frames better than a linear model
     # (balanced accuracy 0.85 vs 0.82 under grouped cross-validation on phantom pools).
     model = RandomForestClassifier(n_estimators=200, class_weight="balanced", random_state=seed, n_jobs=1)
+    threshold, reached = _threshold_for_precision(model, x_calib, y_calib, groups_calib, len(calib_idx),
+                                                  config.target_precision)
     model.fit(x_calib, y_calib)
     score = np.full(len(pool), np.nan)
     score[rest_idx] = model.predict_proba(image_features([images[i] for i in rest_idx], side))[:, 1]
     is_sp = np.zeros(len(pool), dtype=bool)
     is_sp[calib_idx] = truth[calib_idx] == 1          # a reader labelled these
-    is_sp[rest_idx] = score[rest_idx] >= config.classifier_threshold
+    is_sp[rest_idx] = score[rest_idx] >= threshold
     calibration = np.zeros(len(pool), dtype=bool)
     calibration[calib_idx] = True
 
@@ -122,8 +110,31 @@ def _classify(pool: pd.DataFrame, images, train: pd.DataFrame, config: FilterCon
         "classifier_recall": tp / max(int(true.sum()), 1),
         "classifier_accuracy": float(np.mean(pred == true)) if len(rest_idx) else float("nan"),
         "calibration_frames": int(len(calib_idx)),
+        "classifier_threshold": float(threshold),
+        "classifier_target_precision": config.target_precision,
+        "classifier_calibration_precision": reached,
     }
     return is_sp, score, calibration, metrics
+
+
+def _threshold_for_precision(model, x, y, groups, n_pool: int, target: float) -> tuple[float, float]:
+    """The lowest score threshold at which the frames of the pool among the calibration frames
+    (the first ``n_pool`` rows; the rest are labelled training frames, all standard) reach
+    ``target`` precision, judged on out-of-fold scores (grouped by acquisition); and the precision
+    reached there. A pure pool matters more than a large one: a reader would not pretrain on a
+    pool in which every third frame is not a standard plane."""
+    from sklearn.base import clone
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+
+    folds = min(5, len(set(groups)))
+    oof = cross_val_predict(clone(model), x, y, groups=groups, cv=GroupKFold(folds), method="predict_proba")[:, 1]
+    scores, truth = oof[:n_pool], y[:n_pool]
+    for threshold in np.unique(scores):  # ascending: the first that reaches the target keeps most
+        chosen = scores >= threshold
+        if truth[chosen].mean() >= target:
+            return float(threshold), float(truth[chosen].mean())
+    top = float(scores.max())
+    return top, float(truth[scores >= top].mean())
 
 
 def select_pretraining_pool(unlabeled: pd.DataFrame, train: pd.DataFrame, config: FilterConfig,
@@ -175,10 +186,9 @@ def select_pretraining_pool(unlabeled: pd.DataFrame, train: pd.DataFrame, config
         not_sp = ""
     reasons[(reasons == "") & ~is_sp] = not_sp
 
-    hashes = [perceptual_hash(im) if im is not None else 0 for im in images]
-    duplicate_of = drop_near_duplicates(hashes, reasons == "", config.phash_duplicate_distance)
+    duplicate_of = exact_duplicates(images, reasons == "")
     for i in np.flatnonzero(duplicate_of >= 0):
-        reasons[i] = f"near-duplicate of {pool['relpath'][duplicate_of[i]]}"
+        reasons[i] = f"duplicate of {pool['relpath'][duplicate_of[i]]}"
 
     pool["kept"] = reasons == ""
     pool["reason"] = reasons

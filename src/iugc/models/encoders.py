@@ -101,20 +101,22 @@ class AttentionUNetBody(nn.Module):
         return self.model(x)
 
     def stage_groups(self) -> dict[str, list[nn.Module]]:
-        """By resolution level: shallow = full resolution (input block and the top attention
-        gate, up-convolution and merge), deep = the bottom block, middle = the levels between."""
+        """By distance from the output, for an encoder-decoder pretrained as a whole: "deep"
+        (released first) is the expanding path, every attention gate, up-convolution and merge,
+        on which the head sits; "middle" the lower half of the contracting path down to the
+        bottom block; "shallow" the input block and the upper half of the contracting path."""
         input_block, layer = self.model
-        levels = [[input_block]]
+        contracting, expanding = [input_block], []
         while True:
-            levels[-1] += [layer.attention, layer.upconv, layer.merge]
+            expanding += [layer.attention, layer.upconv, layer.merge]
             if isinstance(layer.submodule, nn.Sequential):  # (down block, next level's layer)
                 down, layer = layer.submodule
-                levels.append([down])
+                contracting.append(down)
             else:  # the bottom ConvBlock ends the recursion
-                levels.append([layer.submodule])
+                contracting.append(layer.submodule)
                 break
-        middle = [module for level in levels[1:-1] for module in level]
-        return {"shallow": levels[0], "middle": middle, "deep": levels[-1]}
+        half = len(contracting) // 2
+        return {"shallow": contracting[:half], "middle": contracting[half:], "deep": expanding}
 
 
 @dataclass(frozen=True)

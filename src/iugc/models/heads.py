@@ -39,26 +39,27 @@ def soft_argmax(heatmaps: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
 class CoordinateHead(nn.Sequential):
     """Direct coordinate regression for the "Coordinates" rows of Table 2.
 
-    The paper names the head but not its layers, so it is the smallest head that keeps the
-    variant's attention: ConvCBAM2D on the encoder map (width unchanged; CBAM only when the
-    variant has attention), global average pooling, a two-layer MLP of the same width, and a
-    sigmoid. Output: (B, K, 2) normalised coordinates in [0, 1], where 0 and 1 are the first and
-    last pixel centres; LandmarkNet scales them to pixels of the input it was given. Keeping
-    the encoder's width ties the head's cost to the encoder (1024 channels at 16 x 16 for
-    HRNet, 32 channels at full resolution for the Attention U-Net body) and adds no number to
-    the parameter files.
+    The paper names the head but not its layers. It must keep where things are: a landmark's
+    position is a spatial fact, and a global average over the map (the head this project had
+    first) leaves the MLP a bag of features with the layout thrown away, which the
+    full-resolution Attention U-Net row could not learn from at all. So: ConvCBAM2D on the
+    encoder map to ``channels`` (CBAM only when ``attention``), average pooling to a fixed
+    ``grid`` x ``grid`` layout whatever the map's side, a two-layer MLP over that layout
+    (``hidden`` units), and a sigmoid. Output: (B, K, 2) normalised coordinates in [0, 1],
+    where 0 and 1 are the first and last pixel centres; LandmarkNet scales them to pixels of
+    the input it was given.
     """
 
-    def __init__(self, in_channels: int, num_landmarks: int, attention: bool = True, *,
-                 cbam_reduction: int, cbam_kernel: int):
+    def __init__(self, in_channels: int, num_landmarks: int, attention: bool = True, *, channels: int,
+                 grid: int, hidden: int, cbam_reduction: int | None, cbam_kernel: int | None):
         super().__init__(OrderedDict(
-            refine=ConvCBAM2D(in_channels, in_channels, attention,
+            refine=ConvCBAM2D(in_channels, channels, attention,
                               cbam_reduction=cbam_reduction, cbam_kernel=cbam_kernel),
-            pool=nn.AdaptiveAvgPool2d(1),
+            pool=nn.AdaptiveAvgPool2d(grid),
             flatten=nn.Flatten(),
-            fc1=nn.Linear(in_channels, in_channels),
+            fc1=nn.Linear(channels * grid * grid, hidden),
             act=nn.ReLU(inplace=True),
-            fc2=nn.Linear(in_channels, num_landmarks * 2),
+            fc2=nn.Linear(hidden, num_landmarks * 2),
             gate=nn.Sigmoid(),
             unflatten=nn.Unflatten(1, (num_landmarks, 2)),
         ))

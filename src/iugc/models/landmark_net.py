@@ -67,6 +67,12 @@ class LandmarkNetSpec:
     soft_argmax_beta: float = 1.0
     cbam_reduction: int | None = None
     cbam_kernel: int | None = None
+    coordinate_head: dict | None = None
+
+    @property
+    def cbam(self) -> bool:
+        """Whether the head has CBAM blocks (attention, unless the encoder has gates of its own)."""
+        return self.attention and self.encoder.kind != "attention_unet"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,9 +97,9 @@ def build_landmark_model(spec: LandmarkNetSpec) -> LandmarkNet:
     cbam = dict(cbam_reduction=spec.cbam_reduction, cbam_kernel=spec.cbam_kernel)
     if spec.output == "heatmaps":
         head = HeatmapDecoder(encoder.out_channels, spec.decoder_channels, len(LANDMARKS),
-                              encoder.reduction, spec.attention, **cbam)
+                              encoder.reduction, spec.cbam, **cbam)
         return LandmarkNet(encoder, head, "heatmaps", spec.soft_argmax_beta)
-    head = CoordinateHead(encoder.out_channels, len(LANDMARKS), spec.attention, **cbam)
+    head = CoordinateHead(encoder.out_channels, len(LANDMARKS), spec.cbam, **spec.coordinate_head, **cbam)
     return LandmarkNet(encoder, head, "coordinates")
 
 

@@ -128,3 +128,36 @@ def pretraining_curves(losses: dict[str, pd.DataFrame], path: Path) -> None:
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
     _save(fig, path)
+
+
+def where_the_error_is(per_landmark: pd.DataFrame, by_range: pd.DataFrame, path: Path) -> None:
+    """Radial error per landmark (mean over seeds and frames, 95% interval) and MRE / AoP MAE by
+    range of the true AoP, per variant."""
+    variants = list(per_landmark["variant"])
+    colors = dict(zip(variants, sns.color_palette("tab10", len(variants))))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    width = 0.8 / len(variants)
+    for i, (_, row) in enumerate(per_landmark.iterrows()):
+        x = np.arange(len(LANDMARKS)) + (i - (len(variants) - 1) / 2) * width
+        means = [row[f"re_{n}_mean"] for n in LANDMARKS]
+        errs = [[m - row[f"re_{n}_lo"] for m, n in zip(means, LANDMARKS)],
+                [row[f"re_{n}_hi"] - m for m, n in zip(means, LANDMARKS)]]
+        axes[0].bar(x, means, width, yerr=errs, color=colors[row["variant"]], label=row["variant"], capsize=2)
+    axes[0].set_xticks(np.arange(len(LANDMARKS)), [n.upper() for n in LANDMARKS])
+    axes[0].set_ylabel("radial error (px)")
+    axes[0].set_title("per landmark (95% interval)")
+    ranges = list(dict.fromkeys(by_range["aop_range"]))
+    counts = by_range.drop_duplicates("aop_range").set_index("aop_range")["n_frames"]
+    for ax, metric, label in ((axes[1], "mre", "MRE (px)"), (axes[2], "aop_mae", "AoP MAE (deg)")):
+        for name, rows in by_range.groupby("variant", sort=False):
+            ax.plot(range(len(ranges)), rows.set_index("aop_range").loc[ranges, metric], "o-",
+                    color=colors[name], label=name)
+        ax.set_xticks(range(len(ranges)), [f"{r}\n(n={counts[r]})" for r in ranges])
+        ax.set_xlabel("true AoP (deg)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label.split(' (')[0]} by AoP range")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(variants), 4), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)

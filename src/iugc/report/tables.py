@@ -1,6 +1,8 @@
-"""The ablation table in the layout of the paper's Table 2, with the published numbers beside ours."""
+"""The report's tables: the ablation in the layout of the paper's Table 2, the paper's claims as
+tested here, and the published numbers for reference. Markdown and LaTeX from one DataFrame."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import resources
 
 import numpy as np
@@ -16,17 +18,25 @@ SOURCE_NOTES = {
 }
 
 
+def _published() -> dict:
+    return yaml.safe_load(resources.files("iugc.presets").joinpath("published.yaml").read_text())
+
+
 def published_table2() -> dict:
-    return yaml.safe_load(resources.files("iugc.presets").joinpath("published.yaml").read_text())["table2"]
+    return _published()["table2"]
 
 
-def ablation_table(params: dict, metrics: dict[str, dict], encoder_names: dict[str, str] | None = None) -> pd.DataFrame:
-    """One row per variant in params order: configuration, our metrics with CIs, published numbers."""
-    published = published_table2()
+def published_claims() -> list[dict]:
+    return _published()["claims"]
+
+
+def ablation_table(variants: Mapping, numbers: pd.DataFrame, ranks: Mapping[str, Mapping[str, int]],
+                   encoder_names: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """One row per variant in params order: its configuration (Table 2's columns), our numbers
+    (``analysis.variant_table``) and the emphasis each metric earned (``ranks``)."""
     rows = []
-    for name, v in params["variants"].items():
-        m = metrics[name]
-        paper = published.get(name, {})
+    by_name = numbers.set_index("variant")
+    for name, v in variants.items():
         rows.append({
             "variant": name,
             "Encoder": (encoder_names or {}).get(v["encoder"], ENCODER_NAMES[v["encoder"]]),
@@ -34,65 +44,102 @@ def ablation_table(params: dict, metrics: dict[str, dict], encoder_names: dict[s
             "Attn": "yes" if v["attention"] else "-",
             "Adv.": "yes" if v["adversarial"] else "-",
             "Output": v["output"].capitalize(),
-            "MRE": m["mre"], "MRE_lo": m["mre_ci"][0], "MRE_hi": m["mre_ci"][1],
-            "AoP MAE": m["aop_mae"], "AoP_lo": m["aop_mae_ci"][0], "AoP_hi": m["aop_mae_ci"][1],
-            "RE PS1": m["re_ps1"], "RE PS2": m["re_ps2"], "RE FH1": m["re_fh1"],
-            "n_test": m["n_frames"],
-            "paper MRE": paper.get("mre", np.nan), "paper AoP MAE": paper.get("aop_mae", np.nan),
+            **by_name.loc[name].to_dict(),
+            **{f"{metric}_rank": ranks[metric][name] for metric in ranks},
         })
     return pd.DataFrame(rows)
 
 
-def _ranks(values: pd.Series) -> pd.Series:
-    """1 for the best (lowest), 2 for the second, 0 otherwise (ties share a rank)."""
-    order = sorted(set(values.dropna()))
-    return values.map(lambda x: order.index(x) + 1 if x in order[:2] else 0)
-
-
-def _fmt(value: float, rank: int, bold, underline) -> str:
-    text = f"{value:.2f}"
-    return bold(text) if rank == 1 else underline(text) if rank == 2 else text
-
-
-def render(table: pd.DataFrame, kind: str, caption: str) -> str:
-    """Markdown or LaTeX: best of ours in bold, second underlined, published numbers beside."""
+def _style(kind: str):
     if kind == "md":
-        bold, underline, dash, none = (lambda t: f"**{t}**"), (lambda t: f"<u>{t}</u>"), "–", "-"
-    else:
-        bold, underline, dash, none = (lambda t: f"\\textbf{{{t}}}"), (lambda t: f"\\underline{{{t}}}"), "--", "--"
-    ranks = {c: _ranks(table[c]) for c in ("MRE", "AoP MAE")}
-    header = ["Encoder", "Pretrain", "Attn", "Adv.", "Output", "MRE (px)", "95% CI", "AoP MAE (deg)",
-              "95% CI", "paper MRE", "paper AoP MAE"]
-    lines = []
-    for i, r in table.iterrows():
-        flags = [none if r[c] == "-" else r[c] for c in ("Pretrain", "Attn", "Adv.")]
-        lines.append([r["Encoder"], *flags, r["Output"],
-                      _fmt(r["MRE"], ranks["MRE"][i], bold, underline), f"{r['MRE_lo']:.2f}{dash}{r['MRE_hi']:.2f}",
-                      _fmt(r["AoP MAE"], ranks["AoP MAE"][i], bold, underline),
-                      f"{r['AoP_lo']:.2f}{dash}{r['AoP_hi']:.2f}",
-                      f"{r['paper MRE']:.2f}", f"{r['paper AoP MAE']:.2f}"])
-    if kind == "md":
-        out = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(cells) + " |" for cells in lines]
-        return "\n".join(out) + "\n"
+        return (lambda t: f"**{t}**"), (lambda t: f"<u>{t}</u>"), "–", "-", "±"
+    return (lambda t: f"\\textbf{{{t}}}"), (lambda t: f"\\underline{{{t}}}"), "--", "--", "$\\pm$"
 
+
+def _markdown(caption: str, header: list[str], lines: list[list[str]], notes: str = "") -> str:
+    out = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(cells) + " |" for cells in lines]
+    return "\n".join(out + ([""] + [notes] if notes else [])) + "\n"
+
+
+def _latex(caption: str, header: list[str], lines: list[list[str]], align: str) -> str:
     def tex(text: str) -> str:  # the LaTeX table uses booktabs rules
-        return text.replace("%", "\\%").replace("_", "\\_")
+        return str(text).replace("%", "\\%").replace("_", "\\_")
 
-    out = ["\\begin{table}[t]", "\\centering", f"\\caption{{{tex(caption)}}}",
-           "\\begin{tabular}{lllll" + "r" * (len(header) - 5) + "}", "\\toprule",
-           " & ".join(tex(h) for h in header) + " \\\\", "\\midrule"]
-    out += [" & ".join(tex(c) for c in cells) + " \\\\" for cells in lines]
+    out = ["\\begin{table}[t]", "\\centering", f"\\caption{{{tex(caption)}}}", f"\\begin{{tabular}}{{{align}}}",
+           "\\toprule", " & ".join(tex(h) for h in header) + " \\\\", "\\midrule"]
+    out += [" & ".join(c if c.startswith("\\") else tex(c) for c in cells) + " \\\\" for cells in lines]
     out += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(out) + "\n"
 
 
-def caption(source: str, preset: str, encoder_names: dict[str, str]) -> str:
-    """The table's caption; ``source`` is the data source recorded by the obtain stage (what the
+def render(table: pd.DataFrame, kind: str, caption: str) -> str:
+    """Markdown or LaTeX of the ablation: mean ± sd over seeds, the interval, emphasis only
+    where a difference is significant."""
+    bold, underline, dash, none, pm = _style(kind)
+
+    def value(row, metric):
+        text = f"{row[f'{metric}_mean']:.2f} {pm} {row[f'{metric}_sd_seeds']:.2f}"
+        rank = row.get(f"{metric}_rank", 0)
+        return bold(text) if rank == 1 else underline(text) if rank == 2 else text
+
+    header = ["Encoder", "Pretrain", "Attn", "Adv.", "Output", "MRE (px)", "95% CI", "AoP MAE (deg)", "95% CI"]
+    lines = []
+    for _, r in table.iterrows():
+        flags = [none if r[c] == "-" else r[c] for c in ("Pretrain", "Attn", "Adv.")]
+        lines.append([r["Encoder"], *flags, r["Output"],
+                      value(r, "mre"), f"{r['mre_lo']:.2f}{dash}{r['mre_hi']:.2f}",
+                      value(r, "aop_mae"), f"{r['aop_mae_lo']:.2f}{dash}{r['aop_mae_hi']:.2f}"])
+    undefined = [f"{r['variant']} {int(r['aop_undefined'])}" for _, r in table.iterrows() if r["aop_undefined"]]
+    notes = ("Frames whose predicted AoP is undefined (two points coincide), counted at the largest "
+             f"error possible for them: {', '.join(undefined)}." if undefined else
+             "No predicted AoP was undefined.")
+    if kind == "md":
+        return _markdown(caption, header, lines, notes)
+    return _latex(caption + " " + notes, header, lines, "lllll" + "r" * 4)
+
+
+def render_claims(claims: pd.DataFrame, kind: str, caption: str) -> str:
+    """Markdown or LaTeX of the claims table."""
+    _, _, dash, _, _ = _style(kind)
+    header = ["Claim (paper, Sec. 4)", "Compared", "Metric", "Ours: better - worse", "95% CI", "p (Holm)",
+              "Paper", "Verdict"]
+    lines = []
+    for _, r in claims.iterrows():
+        lines.append([r["text"], f"{r['better']} vs {r['worse']}", r["metric"].replace("_", " "),
+                      f"{r['difference']:+.2f}", f"{r['lo']:+.2f}{dash}{r['hi']:+.2f}",
+                      f"{r['p_holm']:.3f}", f"{r['paper_difference']:+.2f}", r["verdict"]])
+    if kind == "md":
+        return _markdown(caption, header, lines)
+    return _latex(caption, header, lines, "lllrrrrl")
+
+
+def published_markdown() -> str:
+    """The paper's Table 2, for reference (its data, scale and test set, not ours)."""
+    table2 = published_table2()
+    lines = [[name, f"{v['mre']:.2f}", f"{v['aop_mae']:.2f}"] for name, v in table2.items()]
+    return _markdown(f"Published Table 2 ({_published()['source']}): IUGC 2025 test set, 512 x 512 "
+                     "frames, HRNet-W48 / ResNet-50, 400 epochs.", ["variant", "MRE (px)", "AoP MAE (deg)"], lines)
+
+
+def caption(source: str, preset: str, encoder_names: Mapping[str, str], n_seeds: int, n_groups: int,
+            n_frames: int, confidence: float, alpha: float) -> str:
+    """The ablation's caption; ``source`` is the data source recorded by the obtain stage (what the
     numbers were computed on), not a parameter that could have changed since."""
     encoders = ", ".join(f"{k} = {v}" for k, v in encoder_names.items())
-    return (f"Ablation on {SOURCE_NOTES[source]}; preset '{preset}' ({encoders}). "
-            "MRE in pixels of the original images, AoP MAE in degrees, on our held-out split, with "
-            "95% bootstrap intervals; best of ours in bold, second underlined. 'paper' columns: "
-            "the published Table 2 (IUGC 2025 test set, HRNet-W48/ResNet-50 at 512 px, 400 epochs) "
-            "for reference; they are not comparable unless data and preset are the paper's.")
+    return (f"Ablation on {SOURCE_NOTES[source]}; preset '{preset}' ({encoders}). MRE in pixels of "
+            f"the original images, AoP MAE in degrees, on our held-out split: mean ± sd over {n_seeds} "
+            f"seed(s), {n_frames} test frames from {n_groups} acquisitions; {confidence:.0%} intervals "
+            "from a bootstrap over seeds and acquisitions. Bold: best, and better than the second by a "
+            f"paired test at p < {alpha:g}; underlined: second, and better than the third. "
+            "Not comparable with the paper's numbers unless data and preset are the paper's; the "
+            "claims table says which of the paper's effects this run reproduces.")
+
+
+def claims_caption(n_seeds: int, n_groups: int, n_frames: int, confidence: float, alpha: float) -> str:
+    return (f"The paper's claims (Sec. 4) tested on this run: paired differences better - worse (negative "
+            f"means the effect goes the paper's way) over {n_seeds} seed(s) and {n_frames} test frames from "
+            f"{n_groups} acquisitions, {confidence:.0%} bootstrap intervals over seeds and acquisitions, "
+            f"p-values from the same resampling, Holm-adjusted over all rows. Supported: adjusted p < "
+            f"{alpha:g} in the paper's direction; reversed: adjusted p < {alpha:g} the other way; not "
+            "shown: otherwise. 'Paper' is the published difference (IUGC 2025, 512 px), for its sign.")

@@ -17,8 +17,10 @@ from ..data.manifest import labelled_subsets, read_dataset
 from ..errors import UserError
 from .registry import stage
 
-ABLATION_FILES = ("ablation.md", "ablation.csv", "ablation.tex", "per_landmark.csv")
+ABLATION_FILES = ("ablation.md", "ablation.csv", "ablation.tex", "claims.md", "claims.csv", "claims.tex",
+                  "published.md", "per_landmark.csv", "by_aop_range.csv")
 METRICS_JSON = "metrics.json"
+PREDICTIONS_CSV = "predictions.csv"
 
 
 def _encoder_names(view) -> dict:
@@ -38,34 +40,61 @@ def _evaluations(folders: list[str]) -> dict[str, list[dict]]:
     return by_variant
 
 
-@stage("ablation", reads=["preset", "variants", "encoders.hrnet", "encoders.resnet"],
-       inputs=("dataset", "evaluations"))
-def ablation(view, *, dataset, evaluations: list[str], out):
-    """Table 2 of our run: CSV, Markdown, LaTeX, per-landmark errors, DVC metrics."""
+@stage("ablation", reads=["preset", "variants", "encoders.hrnet", "encoders.resnet", "evaluate", "seed"],
+       inputs=("dataset", "split", "evaluations"))
+def ablation(view, *, dataset, split, evaluations: list[str], out):
+    """Table 2 of our run over every seed, the paper's claims tested, where the error is, and the
+    DVC metrics."""
     from ..geometry import LANDMARKS
-    from ..report.tables import ablation_table, caption, render
+    from ..report import analysis
+    from ..report import tables as tab
 
     _, _, source = read_dataset(dataset)
-    runs = _evaluations(evaluations)
-    missing = [name for name in view["variants"] if name not in runs]
-    if missing:
-        raise UserError(f"ablation: no evaluation of {', '.join(missing)} among its inputs")
-    metrics = {name: runs[name][0] for name in view["variants"]}
+    study = _study(view, split, evaluations)
+    ev, out = view["evaluate"], Path(out)
+    draws = study.draws(ev["bootstrap_samples"], view["seed"])
+    numbers = analysis.variant_table(study, draws, ev["confidence"], ev["success_radii"])
+    ranks = {metric: analysis.significant_ranks(study, metric, draws, ev["confidence"], ev["alpha"])
+             for metric in analysis.METRICS}
     names = _encoder_names(view)
-    table = ablation_table(view, metrics, names)
-    text = caption(source["source"], view["preset"], names)
-    out = Path(out)
+    table = tab.ablation_table(view["variants"], numbers, ranks, names)
+    counts = dict(n_seeds=len(study.seeds), n_groups=study.n_groups, n_frames=len(study.frames))
+    text = tab.caption(source["source"], view["preset"], names, **counts, confidence=ev["confidence"],
+                       alpha=ev["alpha"])
     table.to_csv(out / "ablation.csv", index=False)
-    (out / "ablation.md").write_text(render(table, "md", text))
-    (out / "ablation.tex").write_text(render(table, "tex", text))
-    per_landmark = pd.DataFrame([
-        {"variant": name, **{f"re_{n}": m[f"re_{n}"] for n in LANDMARKS},
-         **{f"within_{r}": v for r, v in m["success_rate"].items()}}
-        for name, m in metrics.items()])
-    per_landmark.to_csv(out / "per_landmark.csv", index=False)
-    summary = {name: {"mre": m["mre"], "aop_mae": m["aop_mae"], **{f"re_{n}": m[f"re_{n}"] for n in LANDMARKS}}
-               for name, m in metrics.items()}
+    (out / "ablation.md").write_text(tab.render(table, "md", text))
+    (out / "ablation.tex").write_text(tab.render(table, "tex", text))
+
+    claims = analysis.claims_table(study, tab.published_claims(), tab.published_table2(), draws,
+                                   ev["confidence"], ev["alpha"])
+    claims_text = tab.claims_caption(**counts, confidence=ev["confidence"], alpha=ev["alpha"])
+    claims.to_csv(out / "claims.csv", index=False)
+    (out / "claims.md").write_text(tab.render_claims(claims, "md", claims_text))
+    (out / "claims.tex").write_text(tab.render_claims(claims, "tex", claims_text))
+    (out / "published.md").write_text(tab.published_markdown())
+
+    landmark_columns = [c for c in numbers.columns if c.startswith(("re_", "within_"))]
+    numbers[["variant", *landmark_columns]].to_csv(out / "per_landmark.csv", index=False)
+    analysis.by_aop_range(study, ev["aop_ranges"]).to_csv(out / "by_aop_range.csv", index=False)
+    summary = {row["variant"]: {"mre": row["mre_mean"], "aop_mae": row["aop_mae_mean"],
+                                **{f"re_{n}": row[f"re_{n}_mean"] for n in LANDMARKS}}
+               for _, row in numbers.iterrows()}
     (out / METRICS_JSON).write_text(json.dumps(summary, indent=1) + "\n")
+
+
+def _study(view, split, evaluations: list[str]):
+    """Every evaluation's per-frame table with the split's acquisition groups."""
+    from ..data.manifest import read_splits
+    from ..report.analysis import Study
+
+    groups = read_splits(split).set_index("filename")["group"]
+    runs: dict[str, dict[int, pd.DataFrame]] = {}
+    for folder in evaluations:
+        metrics = json.loads((Path(folder) / METRICS_JSON).read_text())
+        table = pd.read_csv(Path(folder) / PREDICTIONS_CSV)
+        table["group"] = groups.loc[table["filename"]].to_numpy()
+        runs.setdefault(metrics["variant"], {})[int(metrics["seed"])] = table
+    return Study.from_tables(runs, view["variants"])
 
 
 def _dvclive_history(folder: Path) -> pd.DataFrame:
@@ -80,8 +109,8 @@ def _dvclive_history(folder: Path) -> pd.DataFrame:
 
 
 @stage("figures", reads=["variants", "report", "model.heatmap_sigma", "model.image_size"],
-       inputs=("dataset", "split", "evaluations", "finetuned", "pretrained"))
-def figures(view, *, dataset, split, evaluations: list[str], finetuned: list[str],
+       inputs=("dataset", "split", "ablation", "evaluations", "finetuned", "pretrained"))
+def figures(view, *, dataset, split, ablation, evaluations: list[str], finetuned: list[str],
             pretrained: list[str], out):
     """All report figures from the evaluation tables, training logs and one target example."""
     import torch
@@ -118,6 +147,8 @@ def figures(view, *, dataset, split, evaluations: list[str], finetuned: list[str
     for folder in map(Path, pretrained):  # results/pretrain/<method>/seed<seed>
         losses.setdefault(folder.parent.name, pd.read_csv(folder / "losses.csv"))
     fig.pretraining_curves(dict(sorted(losses.items())), out / "pretraining_curves.png")
+    fig.where_the_error_is(pd.read_csv(Path(ablation) / "per_landmark.csv"),
+                           pd.read_csv(Path(ablation) / "by_aop_range.csv"), out / "where_the_error_is.png")
 
 
 def _all_keys(params, wildcards) -> list[str]:

@@ -51,7 +51,9 @@ def landmark_keys(params: Mapping, variant_name: str) -> list[str]:
     keys = [f"variants.{variant_name}", "model.image_size", encoder_key(variant["encoder"])]
     if variant["output"] == "heatmaps":
         keys += ["model.decoder_channels", "model.soft_argmax_beta"]
-    if variant["attention"]:
+    else:
+        keys += ["model.coordinate_head"]
+    if variant["attention"] and variant["encoder"] != "attention_unet":  # the U-Net's gates are its own
         keys += ["model.cbam_reduction", "model.cbam_kernel"]
     return keys
 
@@ -61,13 +63,15 @@ def landmark_spec(view: Mapping, variant_name: str) -> LandmarkNetSpec:
 
     variant, model = view["variants"][variant_name], view["model"]
     heatmaps = variant["output"] == "heatmaps"
+    cbam = variant["attention"] and variant["encoder"] != "attention_unet"
     return LandmarkNetSpec(
         encoder=encoder_spec(view, variant["encoder"]), output=variant["output"],
         attention=variant["attention"], image_size=model["image_size"],
         decoder_channels=tuple(model["decoder_channels"]) if heatmaps else (),
         soft_argmax_beta=model["soft_argmax_beta"] if heatmaps else 1.0,
-        cbam_reduction=model["cbam_reduction"] if variant["attention"] else None,
-        cbam_kernel=model["cbam_kernel"] if variant["attention"] else None)
+        cbam_reduction=model["cbam_reduction"] if cbam else None,
+        cbam_kernel=model["cbam_kernel"] if cbam else None,
+        coordinate_head=None if heatmaps else dict(model["coordinate_head"]))
 
 
 # --- fine-tuning -------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ variant then takes a discriminator step on Eq. 11 with the targets as real heatm
 detached predictions as fake ones. Coordinate-output variants have no heatmaps, so they train
 with the coordinate term alone (no heatmap, entropy or adversarial term exists for them).
 
-AdamW for each network, cosine annealing over the epochs, the encoder unfrozen in stages
-(``train.unfreeze``). After every epoch: validation MRE in original-image pixels. The loop
+AdamW for each network, cosine annealing over the epochs, a pretrained encoder unfrozen in
+stages (``train.unfreeze``; a randomly initialised one trains from the first epoch). After every epoch: validation MRE in original-image pixels. The loop
 (``train.loop``) does the rest. ``model.pt`` holds the generator after the last epoch with the
 spec it was built from; the paper selects no best epoch, so neither do we.
 """
@@ -40,7 +40,7 @@ from .losses import (coordinate_loss, discriminator_loss, entropy_loss, generato
                      heatmap_loss, total_loss)
 from .predict import MODEL_FILE, predict_dataset
 from .runtime import amp_enabled, autocast, choose_device, grad_scaler, set_deterministic
-from .unfreeze import apply_unfreeze
+from .unfreeze import RANDOM_ENCODER, apply_unfreeze
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,9 @@ class FinetuneMethod:
     main_loss = "total"
 
     def __init__(self, name: str, spec: LandmarkNetSpec, config: FinetuneConfig, device: torch.device,
-                 val_set: LandmarkDataset, seed: int):
+                 val_set: LandmarkDataset, seed: int, pretrained: bool = True):
         self.name, self.spec, self.config, self.device, self.val_set = name, spec, config, device, val_set
+        self.unfreeze_epochs = config.unfreeze_epochs if pretrained else RANDOM_ENCODER
         self.config_hash = finetune_hash(spec, config, seed)
         seed_everything(seed)
 
@@ -130,7 +131,7 @@ class FinetuneMethod:
 
     def begin_epoch(self, epoch: int) -> str:
         self.generator.train()
-        released = apply_unfreeze(self.generator, epoch, self.config.unfreeze_epochs)
+        released = apply_unfreeze(self.generator, epoch, self.unfreeze_epochs)
         return f"encoder training: {', '.join(sorted(released)) or 'none'}; "
 
     def step(self, batch) -> dict[str, torch.Tensor]:
@@ -215,7 +216,7 @@ def finetune(name: str, spec: LandmarkNetSpec, config: FinetuneConfig, train_df:
     aug = config.augment
     train_set = LandmarkDataset(train_df, size, build_augment(aug), seed=seed)
     val_set = LandmarkDataset(val_df, size, build_eval_transform(aug.normalize_mean, aug.normalize_std))
-    method = FinetuneMethod(name, spec, config, device, val_set, seed)
+    method = FinetuneMethod(name, spec, config, device, val_set, seed, pretrained=encoder_weights is not None)
     encoder_hash = load_encoder_weights(method.generator, encoder_weights) if encoder_weights else None
     settings = LoopSettings(epochs=config.epochs, batch_size=config.batch_size, seed=seed, device=device,
                             num_workers=config.num_workers)

@@ -6,6 +6,12 @@ transfer learning: the decoder (and discriminator) train alone first; at the fir
 deepest encoder stages join, whose features are the most task-specific; at the second epoch
 the middle and shallow stages join, so the whole encoder trains for the rest of the run.
 
+Staged unfreezing is for pretrained encoders: it protects features learned before. A randomly
+initialised encoder (the supervised baseline, Table 2's first row, which the paper trains
+"directly") has nothing to protect, and frozen with BatchNorm on its default statistics it would
+feed the decoder features hundreds of times too large; it trains from the first epoch
+(``RANDOM_ENCODER``). Fine-tuning picks the schedule.
+
 The groups come from the encoder itself (``encoder.stage_groups()``), which partitions all its
 parameters, so no parameter can be left out by a name that does not match (the seed authors'
 code matched names that timm's HRNet does not have and never unfroze most of the encoder).
@@ -22,6 +28,7 @@ from typing import Sequence
 from torch import nn
 
 ENCODER_GROUPS = ("shallow", "middle", "deep")
+RANDOM_ENCODER = (0, 0)  # the unfreeze epochs of an encoder that was not pretrained: all train at once
 
 
 def trainable_groups(epoch: int, unfreeze_epochs: Sequence[int]) -> set[str]:

@@ -1,0 +1,160 @@
+"""The study's numbers from its per-frame tables: every variant over every seed, with intervals
+that resample seeds and acquisitions (``iugc.metrics``), the paper's claims tested as paired
+comparisons, and where the error is (per landmark, by AoP range).
+
+Every variant must have been evaluated on the same test frames with the same seeds: that is what
+makes the comparisons paired.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from ..geometry import LANDMARKS
+from ..metrics import Draws, group_codes, holm, interval, paired_difference, resampled_means
+
+METRICS = {"mre": "mre", "aop_mae": "aop_error"}  # metric -> per-frame column of a prediction table
+METRIC_NAMES = {"mre": "MRE (px)", "aop_mae": "AoP MAE (deg)"}
+
+
+@dataclass
+class Study:
+    """Per-frame prediction tables of every (variant, seed), aligned on the same test frames."""
+
+    variants: list[str]
+    seeds: list[int]
+    frames: list[str]
+    groups: np.ndarray
+    tables: dict[str, list[pd.DataFrame]]  # variant -> one table per seed, rows in ``frames`` order
+
+    @classmethod
+    def from_tables(cls, runs: Mapping[str, Mapping[int, pd.DataFrame]], variants: Sequence[str]) -> "Study":
+        """``runs``: variant -> seed -> prediction table (``metrics.prediction_table`` with group)."""
+        variants = list(variants)
+        missing = [v for v in variants if v not in runs]
+        if missing:
+            raise UserError(f"no evaluation of {', '.join(missing)}")
+        seeds = sorted(runs[variants[0]])
+        for name in variants:
+            if sorted(runs[name]) != seeds:
+                raise UserError(f"{name} was evaluated with seeds {sorted(runs[name])}, the others with {seeds}")
+        first = runs[variants[0]][seeds[0]]
+        frames = list(first["filename"])
+        tables = {}
+        for name in variants:
+            tables[name] = []
+            for seed in seeds:
+                table = runs[name][seed].set_index("filename")
+                if sorted(table.index) != sorted(frames):
+                    raise UserError(f"{name} seed {seed} was evaluated on other test frames than {variants[0]}")
+                tables[name].append(table.loc[frames].reset_index())
+        return cls(variants, seeds, frames, group_codes(first["group"]), tables)
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.groups.max()) + 1 if len(self.groups) else 0
+
+    def matrix(self, variant: str, column: str) -> np.ndarray:
+        """(seeds x frames) of one per-frame column."""
+        return np.stack([table[column].to_numpy(float) for table in self.tables[variant]])
+
+    def draws(self, n_samples: int, seed: int) -> Draws:
+        return Draws.make(len(self.seeds), self.n_groups, n_samples, seed)
+
+
+def _summary(values: np.ndarray, groups: np.ndarray, draws: Draws, confidence: float) -> dict:
+    per_seed = values.mean(axis=1)
+    lo, hi = interval(resampled_means(values, groups, draws), confidence)
+    return {"mean": float(values.mean()), "sd_seeds": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else 0.0,
+            "lo": lo, "hi": hi}
+
+
+def variant_table(study: Study, draws: Draws, confidence: float, radii: Sequence[float]) -> pd.DataFrame:
+    """One row per variant: MRE and AoP MAE (mean over seeds and frames, sd over seeds,
+    interval), per-landmark radial errors with intervals, success rates, undefined AoPs, and
+    how many seeds, acquisitions and frames every number rests on."""
+    rows = []
+    for name in study.variants:
+        row = {"variant": name, "n_seeds": len(study.seeds), "n_groups": study.n_groups,
+               "n_frames": len(study.frames)}
+        for metric, column in METRICS.items():
+            for key, value in _summary(study.matrix(name, column), study.groups, draws, confidence).items():
+                row[f"{metric}_{key}"] = value
+        for landmark in LANDMARKS:
+            for key, value in _summary(study.matrix(name, f"re_{landmark}"), study.groups, draws,
+                                       confidence).items():
+                row[f"re_{landmark}_{key}"] = value
+        errors = np.stack([study.matrix(name, f"re_{landmark}") for landmark in LANDMARKS])
+        for radius in radii:
+            row[f"within_{radius:g}px"] = float(np.mean(errors <= radius))
+        row["aop_undefined"] = int(study.matrix(name, "aop_undefined").sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def significant_ranks(study: Study, metric: str, draws: Draws, confidence: float, alpha: float) -> dict[str, int]:
+    """Emphasis that means something: 1 for the best variant when it beats the second best
+    significantly (paired test at ``alpha``), 2 for the second when it beats the third; else 0."""
+    column = METRICS[metric]
+    means = {name: study.matrix(name, column).mean() for name in study.variants}
+    order = sorted(means, key=means.get)
+    ranks = dict.fromkeys(study.variants, 0)
+    for rank, (better, worse) in enumerate(zip(order[:2], order[1:3]), start=1):
+        test = paired_difference(study.matrix(better, column), study.matrix(worse, column), study.groups,
+                                 draws, confidence)
+        if test["p"] < alpha:
+            ranks[better] = rank
+        else:
+            break  # no emphasis below a difference that is not shown
+    return ranks
+
+
+def claims_table(study: Study, claims: Sequence[Mapping], published: Mapping, draws: Draws,
+                 confidence: float, alpha: float) -> pd.DataFrame:
+    """Each claim of the paper, per metric it is about: our paired difference better - worse
+    (negative = as the paper says), its interval, its p-value, the Holm-adjusted p-value over
+    all rows, a verdict, and the paper's own difference."""
+    rows = []
+    for claim in claims:
+        better, worse = claim["better"], claim["worse"]
+        if better not in study.variants or worse not in study.variants:
+            continue  # a study without those variants cannot test the claim
+        for metric in claim["metrics"]:
+            column = METRICS[metric]
+            test = paired_difference(study.matrix(better, column), study.matrix(worse, column),
+                                     study.groups, draws, confidence)
+            paper = published.get(better, {}).get(metric, np.nan) - published.get(worse, {}).get(metric, np.nan)
+            rows.append({"claim": claim["id"], "text": claim["text"], "better": better, "worse": worse,
+                         "metric": metric, "difference": test["difference"], "lo": test["lo"],
+                         "hi": test["hi"], "p": test["p"], "paper_difference": paper,
+                         "n_seeds": len(study.seeds), "n_groups": study.n_groups,
+                         "n_frames": len(study.frames)})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["p_holm"] = holm(table["p"])
+    table["verdict"] = [
+        "supported" if p < alpha and d < 0 else "reversed at this scale" if p < alpha and d > 0 else "not shown"
+        for p, d in zip(table["p_holm"], table["difference"])]
+    return table
+
+
+def by_aop_range(study: Study, edges: Sequence[float]) -> pd.DataFrame:
+    """MRE and AoP MAE (mean over seeds) per range of the true AoP, per variant, with the
+    number of frames in each range."""
+    truth = study.tables[study.variants[0]][0]["aop"].to_numpy(float)
+    bins = pd.cut(truth, list(edges), right=False)
+    rows = []
+    for name in study.variants:
+        mre, aop = study.matrix(name, "mre").mean(axis=0), study.matrix(name, "aop_error").mean(axis=0)
+        for label in bins.categories:
+            inside = np.asarray(bins == label)
+            rows.append({"variant": name, "aop_range": f"{label.left:g}-{label.right:g}",
+                         "n_frames": int(inside.sum()),
+                         "mre": float(mre[inside].mean()) if inside.any() else np.nan,
+                         "aop_mae": float(aop[inside].mean()) if inside.any() else np.nan})
+    return pd.DataFrame(rows)
