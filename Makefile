@@ -7,12 +7,14 @@ CORES  ?= all
 # that preset first, and dvc.yaml with it (like `dvc exp run --set-param`; the change shows in
 # `git diff params.yaml dvc.yaml`).
 PRESET ?=
+# DATA=path/to/tree: run on a dataset in IUGC 2025 layout (data.source iugc2025, data.root DATA).
+DATA ?=
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
 # Snakemake's jobs call `iugc`; put the venv first on PATH for them.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install study _study test report lint clean-results
+.PHONY: install data study _study test report lint clean-results
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,16 +24,26 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# params.yaml (and dvc.yaml, which follows it) from PRESET and DATA; the tree is checked first.
+# `make data DATA=...` alone prepares `dvc repro`.
+data: install
+ifneq ($(PRESET),)
+	$(BIN)/iugc params --preset $(PRESET) --out params.yaml
+endif
+ifneq ($(DATA),)
+	$(BIN)/iugc validate-data $(DATA) > /dev/null
+	$(BIN)/iugc params --from params.yaml --set data.source=iugc2025 --set data.root=$(abspath $(DATA)) --out params.yaml
+endif
+ifneq ($(PRESET)$(DATA),)
+	$(BIN)/iugc dvc-yaml
+endif
+
 # One command that also recovers: the flock guarantees that no other `make study`, and no job of
 # one (jobs inherit the lock, so a job left running by a killed Snakemake holds it until it
 # ends), runs in this folder; a Snakemake lock found then is stale and is removed, and jobs a
 # kill left incomplete run again (the default profile's rerun-incomplete). dvc.lock is brought
 # up to date even when nothing had to run, so `dvc status` agrees with Snakemake afterwards.
-study: install
-ifneq ($(PRESET),)
-	$(BIN)/iugc params --preset $(PRESET) --out params.yaml
-	$(BIN)/iugc dvc-yaml
-endif
+study: install data
 	@mkdir -p .snakemake
 	@flock --nonblock .snakemake/make-study.lock $(MAKE) --no-print-directory _study \
 	  || { status=$$?; flock --nonblock .snakemake/make-study.lock true \
@@ -42,7 +54,7 @@ _study:
 	$(BIN)/snakemake --unlock --quiet all
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/dvc commit --force --quiet
-	$(BIN)/snakemake --cores 1 --report reports/report.html
+	@echo "make study: the report is reports/report.html"
 
 # One thread per test worker: two workers on two cores beat oversubscribed torch thread pools.
 test: install

@@ -54,7 +54,8 @@ def copy_tracked(repo_root: Path, work: Path) -> Path:
         if (repo_root / name).is_file():
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(repo_root / name, work / name, follow_symlinks=False)
-    (work / ".venv").symlink_to(VENV)  # `make study` finds the project's environment installed
+    (work / ".venv").symlink_to(VENV)  # `make study` finds the project's environment installed...
+    os.utime(work / "pyproject.toml", (0, 0))  # ...and up to date (never reinstalls it from the copy)
     return work
 
 

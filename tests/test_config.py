@@ -25,7 +25,8 @@ def test_paper_preset_holds_the_papers_numbers():
     assert (f["epochs"], f["batch_size"], f["lr_generator"], f["lr_discriminator"], f["weight_decay"]) == (400, 4, 3e-4, 5e-5, 1e-4)
     assert f["unfreeze_epochs"] == [150, 250]
     assert (f["lambda_h"], f["lambda_c"], f["lambda_adv"], f["lambda_e"]) == (1, 10, 0.01, 0.001)
-    assert len(p["variants"]) == 7
+    paper_rows = [name for name, v in p["variants"].items() if not v.get("reference")]
+    assert len(paper_rows) == 7 and list(p["variants"]) == [*paper_rows, "ref_unet_heatmaps"]
 
 
 def test_presets_change_scale_never_the_method():

@@ -51,12 +51,13 @@ def test_table_follows_table2_and_states_what_it_rests_on():
     ranks = {m: analysis.significant_ranks(s, m, draws, 0.95, 0.05) for m in analysis.METRICS}
     table = ablation_table(VARIANTS, numbers, ranks, {"hrnet": "HRNet (x)"})
     assert list(table["variant"]) == list(VARIANTS)
-    assert list(table["Output"])[-2:] == ["Coordinates", "Coordinates"]
+    assert list(table["Output"])[-3:] == ["Coordinates", "Coordinates", "Heatmaps"]
+    assert list(table["reference"]) == [False] * 7 + [True]
     assert (table["n_seeds"] == 3).all() and (table["n_groups"] == 8).all() and (table["n_frames"] == 40).all()
     text = caption("phantom", "smoke", {"hrnet": "HRNet (x)"}, 3, 8, 40, 0.95, 0.05)
     md = render(table, "md", text)
     assert md.count("**") == 4 and md.count("<u>") == 2  # best and second of both metrics
-    assert "phantom" in md and "'smoke'" in md and "NOT" in md and "3 seed(s)" in md and "8 acquisitions" in md
+    assert "phantom" in md and "'smoke'" in md and "NOT" in md and "3 seed(s)" in md and "8 acquisition(s)" in md
     assert "No predicted AoP was undefined" in md
     tex = render(table, "tex", text)
     assert "\\textbf{" in tex and "\\underline{" in tex and tex.count("\\\\") >= 8

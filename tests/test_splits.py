@@ -118,3 +118,47 @@ def test_split_frames_hashes_the_frames_itself(tmp_path):
                          hash_size=8, same_acquisition_distance=10)
     assert list(split["group"]) == [0, 1, 0]
     assert split["subset"][0] == split["subset"][2]
+
+
+def test_a_cap_draws_whole_acquisitions_from_across_the_set(real):
+    """data.max_labeled = 300 of the 1082 real frames: whole acquisitions, spread over the ID
+    range (the first 300 frames by ID are a narrow slice of the acquisitions)."""
+    labels, hashes, _ = real
+    split = split_frames(labels, SPLIT["test_fraction"], SPLIT["val_fraction"], SEED, SPLIT["hash_size"],
+                         SPLIT["same_acquisition_distance"], hashes=hashes, max_frames=300)
+    used = split[split["subset"] != "unused"]
+    assert 270 <= len(used) <= 300
+    assert split.groupby("group")["subset"].apply(lambda s: (s == "unused").all() or (s != "unused").all()).all()
+    ids = np.sort(split["filename"].str.extract(r"(\d+)")[0].astype(int).to_numpy())
+    chosen = used["filename"].str.extract(r"(\d+)")[0].astype(int)
+    low, high = np.quantile(ids, [0.1, 0.9])
+    assert (chosen < low).sum() >= 10 and (chosen > high).sum() >= 10   # both ends of the range
+    assert used.groupby("subset")["group"].nunique()["test"] >= 10      # enough acquisitions to test on
+    fractions = used["subset"].value_counts(normalize=True)
+    assert abs(fractions["test"] - SPLIT["test_fraction"]) < 0.05
+
+
+def test_cap_groups_keeps_whole_groups_under_the_cap():
+    from iugc.data.splits import cap_groups
+
+    groups = np.repeat(np.arange(10), [5, 1, 7, 3, 3, 9, 2, 4, 6, 2])
+    keep = cap_groups(groups, 20, seed=0)
+    assert keep.sum() <= 20 and keep.sum() >= 15
+    assert all(keep[groups == g].all() or not keep[groups == g].any() for g in range(10))
+    assert cap_groups(groups, None, seed=0).all() and cap_groups(groups, 100, seed=0).all()
+    assert not np.array_equal(cap_groups(groups, 20, seed=0), cap_groups(groups, 20, seed=1))
+
+
+def test_a_large_acquisition_never_makes_a_held_out_subset_alone():
+    groups = np.repeat(np.arange(31), [37] + [5] * 30)  # one acquisition of 37 frames, thirty of 5
+    for seed in range(10):
+        subsets = assign_groups(groups, test_fraction=0.2, val_fraction=0.1, seed=seed)
+        assert (subsets[groups == 0] == "train").all()
+        for subset in ("test", "val"):
+            assert len(np.unique(groups[subsets == subset])) >= 2
+
+
+def test_a_tiny_dataset_still_gets_a_test_and_a_validation_acquisition():
+    groups = np.repeat(np.arange(6), 6)  # 36 frames: every acquisition is larger than half a target
+    subsets = assign_groups(groups, test_fraction=0.2, val_fraction=0.1, seed=0)
+    assert (subsets == "test").sum() == 6 and (subsets == "val").sum() == 6

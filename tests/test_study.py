@@ -77,7 +77,7 @@ def test_study_end_to_end_snakemake_then_dvc(finished_study, tmp_path):
     planned = snakemake_plan(work)
     seeds = [str(seed) for seed in params["study"]["seeds"]]
     assert planned == {*(f"{stage}-v2_moco_cbam_adv-{seed}" for stage in ("finetune", "evaluate") for seed in seeds),
-                       "ablation", "figures", "report"}, planned
+                       "ablation", "figures", "export", "report"}, planned
     repro = dvc("repro", cwd=work).stdout
     assert dvc_ran(repro) == planned, repro
 
@@ -257,3 +257,48 @@ def test_unknown_names_are_refused_in_one_line(finished_study, tmp_path):
     line = one_line_error(plan)
     assert "'finetuen'" in line and "did you mean 'finetune'" in line, line
     assert len(plan.stderr.strip().splitlines()) <= 3
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Debian's headless Chromium, installed where it is missing (the test machines run as root)."""
+    import shutil
+
+    found = shutil.which("chromium")
+    if not found:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, capture_output=True)
+        found = shutil.which("chromium")
+    return found
+
+
+def rendered_text(chromium: str, page, tmp_path) -> str:
+    """The text of ``page`` as headless Chromium renders it (scripts run, nothing fetched)."""
+    import re as regex
+
+    result = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return " ".join(regex.sub(r"<[^>]+>", " ", result.stdout).split())
+
+
+def test_the_report_reads_in_a_browser(finished_study, chromium, tmp_path):
+    """report.html, opened in a real browser: the first section says what data and preset the
+    numbers come from, and the ablation's numbers are there."""
+    import pandas as pd
+
+    work = finished_study
+    text = rendered_text(chromium, work / "reports" / "report.html", tmp_path)
+    params = load_params(work / "params.yaml")
+    assert "iugc study: the built-in phantom (synthetic frames), preset 'smoke'" in text
+    assert "The study" in text and "seeds 1, 2" in text and "commit" in text
+    assert "Claims of the paper" in text and "Ablation (Table 2)" in text
+    ablation = pd.read_csv(work / "reports" / "ablation.csv")
+    for _, row in ablation.iterrows():
+        assert f"{row['mre_mean']:.2f} ± {row['mre_sd_seeds']:.2f}" in text, row["variant"]
+    assert len(ablation) == len(params["variants"])
+    assert "the paper's full method (v2_moco_cbam_adv) reached an MRE of" in text

@@ -23,3 +23,17 @@ def test_nested_pool_sorted_with_example_flags(tmp_path):
 def test_missing_pool_is_an_empty_table(tmp_path):
     frames = list_unlabeled(tmp_path)
     assert frames.empty and list(frames.columns) == ["image_path", "relpath", "is_example"]
+
+
+def test_a_capped_pool_is_whole_folders_from_across_the_pool():
+    import pandas as pd
+
+    from iugc.data.unlabeled import cap_pool
+
+    relpaths = [f"case{c:02d}/frame{f}.png" for c in range(20) for f in range(5)]
+    pool = pd.DataFrame({"image_path": relpaths, "relpath": relpaths, "is_example": False})
+    capped = cap_pool(pool, 30, seed=0)
+    folders = capped["relpath"].str.split("/").str[0]
+    assert len(capped) == 30 and folders.value_counts().eq(5).all()
+    assert set(folders) != {f"case{c:02d}" for c in range(6)}  # not the first six folders
+    assert cap_pool(pool, None, seed=0) is pool

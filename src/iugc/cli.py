@@ -14,17 +14,22 @@ from .errors import UserError
 
 
 def _cmd_params(args) -> int:
-    from .config import dump_params, load_preset, set_values, validate_params
+    from .config import dump_params, load_params, load_preset, set_values, validate_params
 
-    params = set_values(load_preset(args.preset), args.set or [])
+    if args.start is not None:
+        start = load_params(args.start)
+        origin = f"preset '{start['preset']}' via {args.start}"
+    else:
+        start, origin = load_preset(args.preset), f"preset '{args.preset}'"
+    params = set_values(start, args.set or [])
     validate_params(params, "resolved parameters")
-    text = (f"# Resolved from preset '{args.preset}' by `iugc params`; edit freely, the schema "
-            "checks it.\n" + dump_params(params))
+    text = (f"# Resolved from {origin} by `iugc params`; edit freely, the schema checks it.\n"
+            + dump_params(params))
     if args.out == "-":
         sys.stdout.write(text)
     else:
         Path(args.out).write_text(text)
-        print(f"wrote {args.out} (preset {args.preset})", file=sys.stderr)
+        print(f"wrote {args.out} ({origin})", file=sys.stderr)
     return 0
 
 
@@ -96,6 +101,29 @@ def _cmd_dvc_yaml(args) -> int:
     return 0
 
 
+def _cmd_predict(args) -> int:
+    from .predict import run
+
+    failed = run(args.model, args.paths, args.out, device=args.device, batch_size=args.batch_size,
+                 pixel_spacing_mm=args.pixel_spacing, flag_above=args.flag_above,
+                 log=lambda line: print(line, file=sys.stderr))
+    return 1 if failed else 0
+
+
+def _cmd_export(args) -> int:
+    from .export import export
+
+    print(f"wrote {export(args.model, args.format, args.out)}", file=sys.stderr)
+    return 0
+
+
+def _cmd_export_submission(args) -> int:
+    from .export import export_submission
+
+    print(f"wrote {args.dst}/ and {export_submission(args.model, args.dst)}", file=sys.stderr)
+    return 0
+
+
 def _cmd_stage(args) -> int:
     from .stages.runner import main as run_stage
 
@@ -106,8 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="iugc", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("params", help="write params.yaml from a preset")
+    p = sub.add_parser("params", help="write params.yaml from a preset (or an existing file)")
     p.add_argument("--preset", default="quick", choices=("paper", "quick", "smoke"))
+    p.add_argument("--from", dest="start", default=None, metavar="FILE",
+                   help="start from this params file instead of a preset (e.g. params.yaml)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one value (dotted key)")
     p.add_argument("--out", default="params.yaml", help="file to write, '-' for stdout")
     p.set_defaults(func=_cmd_params)
@@ -135,6 +165,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=None, help="input side (default: the preset's)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_model_summary)
+
+    p = sub.add_parser("predict", help="landmarks, AoP and confidence of new frames with a trained model")
+    p.add_argument("--model", required=True, help="a results/finetune/<variant>/seed<s> folder (or its model.pt)")
+    p.add_argument("paths", nargs="+", help="frames or folders (searched recursively)")
+    p.add_argument("--out", required=True, help="folder for predictions.csv and overlays/")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--pixel-spacing", type=float, default=None, metavar="MM",
+                   help="mm per pixel of the frames (DICOM frames carry their own)")
+    p.add_argument("--flag-above", type=float, default=None, metavar="PX",
+                   help="mark frames with a landmark whose spread exceeds PX pixels (column check)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="the whole predictor (network and soft-argmax) as TorchScript or ONNX")
+    p.add_argument("--model", required=True, help="a results/finetune/<variant>/seed<s> folder")
+    p.add_argument("--format", required=True, choices=("torchscript", "onnx"))
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("export-submission", help="a challenge submission folder (and .zip) for the model")
+    p.add_argument("--model", required=True, help="a results/finetune/<variant>/seed<s> folder")
+    p.add_argument("dst")
+    p.set_defaults(func=_cmd_export_submission)
 
     p = sub.add_parser("stage", help="run one job of the study (what the workflow's rules call)",
                        add_help=False)

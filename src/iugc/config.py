@@ -116,6 +116,9 @@ def _check_consistency(params: Mapping, origin: str) -> None:
             raise ParamsError(f"{origin}: variants.{name}: masked-AE pretraining is defined for attention_unet only")
         if variant["pretrain"] == "moco" and variant["encoder"] == "attention_unet":
             raise ParamsError(f"{origin}: variants.{name}: MoCo pretraining is defined for hrnet and resnet encoders")
+        if variant["encoder"] == "unet" and (variant["pretrain"] != "none" or variant["attention"]):
+            raise ParamsError(f"{origin}: variants.{name}: the reference U-Net is trained from scratch and has no "
+                              "attention (pretrain: none, attention: false)")
         if variant["encoder"] == "attention_unet" and not variant["attention"]:
             raise ParamsError(f"{origin}: variants.{name}: the Attention U-Net's attention gates are part of it; "
                               "attention must be true")

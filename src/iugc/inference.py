@@ -17,14 +17,16 @@ from torch import nn
 
 from .data.augment import build_eval_transform
 from .data.dataset import LandmarkDataset
+from .data.images import resize_frames
 from .errors import UserError
+from .models.heads import soft_argmax_spread
 from .models.landmark_net import LandmarkNet, LandmarkNetSpec, build_landmark_model
 from .train.checkpoint import load_checkpoint
 from .train.predict import MODEL_FILE, predict_dataset
 from .train.runtime import choose_device
 
 def predict(model: nn.Module, df: pd.DataFrame, size: int, device: str | torch.device | None,
-            transform, *, batch_size: int = 8, num_workers: int = 0) -> np.ndarray:
+            transform, *, batch_size: int = 8, num_workers: int = 0, with_spread: bool = False):
     """Landmarks predicted for every row of ``df``, (n, 3, 2) in ORIGINAL image pixels.
 
     ``transform`` is the evaluation transform the model was trained with (the normalisation,
@@ -33,7 +35,38 @@ def predict(model: nn.Module, df: pd.DataFrame, size: int, device: str | torch.d
     device = choose_device(device)
     model.to(device, memory_format=torch.channels_last)
     dataset = LandmarkDataset(df, size, transform, cache=False)
-    return predict_dataset(model, dataset, device, batch_size=batch_size, num_workers=num_workers)
+    return predict_dataset(model, dataset, device, batch_size=batch_size, num_workers=num_workers,
+                           with_spread=with_spread)
+
+
+class LandmarkPredictor(nn.Module):
+    """A trained network as one function, the form that is exported: frames already resized to
+    the network's side (B, 1, S, S), grey levels 0..255 -> landmarks (B, 3, 2) (x, y) in pixels
+    of that input, and their spread (B, 3, 2): the standard deviation along x and y of the
+    distribution the soft-argmax read them from, in the same pixels (-1 for coordinate-output
+    variants, which have no such distribution). Normalisation, network and soft-argmax are all
+    inside."""
+
+    def __init__(self, net: LandmarkNet, normalize_mean: float, normalize_std: float):
+        super().__init__()
+        self.net = net.eval()
+        self.mean, self.std = float(normalize_mean), float(normalize_std)
+        self.heatmaps = net.output == "heatmaps"
+        self.beta = float(net.soft_argmax_beta)
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.net((frames - self.mean) / self.std)
+        coords = out["coords"].float()
+        if self.heatmaps:
+            return coords, soft_argmax_spread(out["heatmaps"], self.beta)
+        return coords, coords * 0.0 - 1.0  # (not full_like: its shape would be frozen into an export)
+
+
+def prepare_frames(greys: list[np.ndarray], size: int) -> torch.Tensor:
+    """Grey uint8 frames of one size (H, W) -> the predictor's input (B, 1, S, S): resized as in
+    training and rounded to grey levels, as the training frames were cached."""
+    frames = torch.from_numpy(np.stack(greys).astype(np.float32))[:, None]
+    return resize_frames(frames, size).round().clamp(0, 255)
 
 
 @dataclass
@@ -50,10 +83,25 @@ class TrainedModel:
     def transform(self):
         return build_eval_transform(self.normalize_mean, self.normalize_std)
 
-    def predict(self, df: pd.DataFrame, *, batch_size: int = 8, num_workers: int = 0) -> np.ndarray:
-        """Landmarks of every row of ``df`` (its ``image_path``), (n, 3, 2) in original pixels."""
+    def predict(self, df: pd.DataFrame, *, batch_size: int = 8, num_workers: int = 0, with_spread: bool = False):
+        """Landmarks of every row of ``df`` (its ``image_path``), (n, 3, 2) in original pixels
+        (and their radial spread, see ``train.predict.predict_dataset``)."""
         return predict(self.net, df, self.spec.image_size, self.device, self.transform(),
-                       batch_size=batch_size, num_workers=num_workers)
+                       batch_size=batch_size, num_workers=num_workers, with_spread=with_spread)
+
+    def predictor(self) -> LandmarkPredictor:
+        return LandmarkPredictor(self.net, self.normalize_mean, self.normalize_std).to(self.device)
+
+    def locate(self, greys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks (n, 3, 2) and their spread (n, 3, 2), both in pixels of the given frames
+        (uint8 grey (H, W), one size per call); spread -1 where the variant has none."""
+        height, width = greys[0].shape
+        scale = np.array([width, height], dtype=np.float64) / self.spec.image_size
+        with torch.no_grad():
+            coords, spread = self.predictor()(prepare_frames(greys, self.spec.image_size).to(self.device))
+        coords = (coords.cpu().numpy().astype(np.float64) + 0.5) * scale - 0.5  # ResizeMap.to_original
+        spread = spread.cpu().numpy().astype(np.float64)
+        return coords, np.where(spread < 0, -1.0, spread * scale)
 
 
 def load_trained_model(path: str | Path, *, variant: str | None = None,

@@ -171,9 +171,9 @@ def summarize(pred, true, groups, radii=(5, 10, 20, 40), n_samples: int = 1000,
     return out
 
 
-def prediction_table(frames: pd.DataFrame, pred: np.ndarray) -> pd.DataFrame:
+def prediction_table(frames: pd.DataFrame, pred: np.ndarray, spread: np.ndarray | None = None) -> pd.DataFrame:
     """One row per frame: true and predicted points, radial errors, AoP and its error (with the
-    undefined predicted AoPs flagged)."""
+    undefined predicted AoPs flagged), and each landmark's spread (its confidence) when given."""
     true = frames[[f"{n}_{a}" for n in LANDMARKS for a in "xy"]].to_numpy(float).reshape(-1, 3, 2)
     table = frames[["filename", "image_path"]].copy()
     if "group" in frames:
@@ -182,6 +182,8 @@ def prediction_table(frames: pd.DataFrame, pred: np.ndarray) -> pd.DataFrame:
         table[f"{name}_x"], table[f"{name}_y"] = true[:, j, 0], true[:, j, 1]
         table[f"pred_{name}_x"], table[f"pred_{name}_y"] = pred[:, j, 0], pred[:, j, 1]
         table[f"re_{name}"] = np.linalg.norm(pred[:, j] - true[:, j], axis=-1)
+        if spread is not None:
+            table[f"spread_{name}"] = spread[:, j]
     table["mre"] = table[[f"re_{n}" for n in LANDMARKS]].mean(axis=1)
     table["aop"] = aop_from_landmarks(true)
     table["pred_aop"] = aop_from_landmarks(pred)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -107,20 +106,22 @@ class ResizeMap:
         return (np.asarray(points, dtype=np.float64) + 0.5) / self._scale - 0.5
 
 
-def _filter(old: int, new: int) -> int:
-    return cv2.INTER_AREA if new < old else cv2.INTER_LINEAR
+def resize_frames(frames, size: int):
+    """Grey frames (B, 1, H, W) as a float tensor, resized to ``size`` x ``size``: bilinear with
+    antialiasing (a triangle filter as wide as the shrink where an axis shrinks), pixel centres
+    aligned as in ``ResizeMap``. One torch call, so that a trained model exported without this
+    package (``iugc export-submission``) resizes exactly as training did."""
+    import torch.nn.functional as F
+
+    return F.interpolate(frames, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
 def resize_grey(image: np.ndarray, size: int) -> np.ndarray:
-    """A grey frame resized to ``size`` x ``size`` float32: area filter where an axis shrinks,
-    bilinear where it grows.
+    """A grey frame resized to ``size`` x ``size``, float32 (see ``resize_frames``)."""
+    import torch
 
-    One axis at a time: OpenCV's area filter shifts the image by a fraction of a pixel when one
-    axis shrinks and the other grows, which would break ``ResizeMap``'s exactness.
-    """
-    height, width = image.shape
-    image = cv2.resize(image.astype(np.float32), (size, height), interpolation=_filter(width, size))
-    return cv2.resize(image, (size, size), interpolation=_filter(height, size))
+    frames = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
+    return resize_frames(frames, size)[0, 0].numpy()
 
 
 def load_for_model(path: str | Path, size: int) -> tuple[np.ndarray, ResizeMap]:

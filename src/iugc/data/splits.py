@@ -89,7 +89,11 @@ def assign_groups(groups: np.ndarray, test_fraction: float, val_fraction: float,
     """Subset name per frame: groups in a seeded random order fill test, then val, then train.
 
     A group joins a subset when it brings that subset's frame count closer to its target, so
-    each fraction ends near its target (within about half a group).
+    each fraction ends near its target (within about half a group), and only when it is at
+    most half that target: a held-out subset rests on several acquisitions, never on one large
+    one (frames of an acquisition are near-copies, so one acquisition is one piece of evidence).
+    A held-out subset that no group is small enough for (a tiny dataset) gets the smallest
+    remaining group, so it is never empty.
     """
     group_ids, sizes = np.unique(groups, return_counts=True)
     targets = {"test": test_fraction * len(groups), "val": val_fraction * len(groups)}
@@ -97,21 +101,46 @@ def assign_groups(groups: np.ndarray, test_fraction: float, val_fraction: float,
     subset_of_group = {}
     for index in np.random.default_rng(seed).permutation(len(group_ids)):
         subset = next((name for name in targets
-                       if filled[name] + sizes[index] / 2 < targets[name]), "train")
+                       if filled[name] + sizes[index] / 2 < targets[name] and sizes[index] <= targets[name] / 2),
+                      "train")
         if subset != "train":
             filled[subset] += sizes[index]
         subset_of_group[group_ids[index]] = subset
+    for name, target in targets.items():
+        spare = [i for i in np.argsort(sizes, kind="stable") if subset_of_group[group_ids[i]] == "train"]
+        if target > 0 and not filled[name] and len(spare) > 1:
+            subset_of_group[group_ids[spare[0]]] = name
+            filled[name] += sizes[spare[0]]
     return np.array([subset_of_group[g] for g in groups], dtype=object)
+
+
+def cap_groups(groups: np.ndarray, max_frames: int | None, seed: int) -> np.ndarray:
+    """Which frames a cap of ``max_frames`` keeps: whole groups, drawn in a seeded random order
+    (so from across the whole set, never its first IDs), as long as they fit under the cap."""
+    keep = np.ones(len(groups), dtype=bool)
+    if max_frames is None or max_frames >= len(groups):
+        return keep
+    ids, sizes = np.unique(groups, return_counts=True)
+    chosen, total = set(), 0
+    for index in np.random.default_rng([seed, 1]).permutation(len(ids)):
+        if total + sizes[index] <= max_frames:
+            chosen.add(ids[index])
+            total += sizes[index]
+    return np.isin(groups, list(chosen))
 
 
 def split_frames(labels_df: pd.DataFrame, test_fraction: float, val_fraction: float, seed: int,
                  hash_size: int, same_acquisition_distance: int, duplicate_distance: int = 4,
-                 hashes: np.ndarray | None = None) -> pd.DataFrame:
+                 hashes: np.ndarray | None = None, max_frames: int | None = None) -> pd.DataFrame:
     """``labels_df`` with ``group`` (see ``acquisition_groups``) and ``subset`` (train, val,
-    test) columns; whole groups go to one subset, deterministically for a given seed."""
+    test, or "unused" for frames outside a ``max_frames`` cap) columns; whole groups go to one
+    subset, deterministically for a given seed."""
     groups = acquisition_groups(labels_df, hash_size, same_acquisition_distance,
                                 duplicate_distance, hashes)
     out = labels_df.copy()
     out["group"] = groups
-    out["subset"] = assign_groups(groups, test_fraction, val_fraction, seed)
+    used = cap_groups(groups, max_frames, seed)
+    out["subset"] = "unused"
+    if used.any():
+        out.loc[used, "subset"] = assign_groups(groups[used], test_fraction, val_fraction, seed)
     return out

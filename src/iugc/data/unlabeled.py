@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .images import is_image_name
@@ -37,3 +38,18 @@ def list_unlabeled(root: str | Path) -> pd.DataFrame:
         "relpath": [relpath.as_posix() for relpath in files],
         "is_example": [relpath.name.startswith(EXAMPLE_PREFIX) for relpath in files],
     }, columns=["image_path", "relpath", "is_example"]).astype({"is_example": bool})
+
+
+def cap_pool(unlabeled: pd.DataFrame, max_frames: int | None, seed: int) -> pd.DataFrame:
+    """At most ``max_frames`` frames of the pool, in whole folders (acquisitions) drawn in a
+    seeded random order, never the first folders by name; rows keep their order."""
+    if max_frames is None or max_frames >= len(unlabeled):
+        return unlabeled
+    folders = unlabeled["relpath"].map(lambda r: Path(r).parent.as_posix())
+    sizes = folders.value_counts().sort_index()
+    chosen, total = set(), 0
+    for index in np.random.default_rng([seed, 2]).permutation(len(sizes)):
+        if total + sizes.iloc[index] <= max_frames:
+            chosen.add(sizes.index[index])
+            total += sizes.iloc[index]
+    return unlabeled[folders.isin(chosen).to_numpy()].reset_index(drop=True)

@@ -36,6 +36,21 @@ def soft_argmax(heatmaps: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
     return torch.stack([x, y], dim=-1)
 
 
+def soft_argmax_spread(heatmaps: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """How spread out the distribution the soft-argmax reads is: its standard deviation along x
+    and y, (B, K, H, W) -> (B, K, 2) in heatmap pixels. A confident heatmap has one narrow peak;
+    one that hesitates between places has a wide distribution, and its coordinates (the mean)
+    can land between them. The landmark's confidence (``iugc predict``)."""
+    probs = spatial_softmax(heatmaps.to(torch.promote_types(heatmaps.dtype, torch.float32)), beta)
+    height, width = heatmaps.shape[-2:]
+    xs = torch.arange(width, device=probs.device, dtype=probs.dtype)
+    ys = torch.arange(height, device=probs.device, dtype=probs.dtype)
+    px, py = probs.sum(dim=-2), probs.sum(dim=-1)  # marginals over x and y
+    var_x = (px * xs ** 2).sum(dim=-1) - (px * xs).sum(dim=-1) ** 2
+    var_y = (py * ys ** 2).sum(dim=-1) - (py * ys).sum(dim=-1) ** 2
+    return torch.stack([var_x, var_y], dim=-1).clamp_min(0).sqrt()
+
+
 class CoordinateHead(nn.Sequential):
     """Direct coordinate regression for the "Coordinates" rows of Table 2.
 
@@ -43,8 +58,8 @@ class CoordinateHead(nn.Sequential):
     position is a spatial fact, and a global average over the map (the head this project had
     first) leaves the MLP a bag of features with the layout thrown away, which the
     full-resolution Attention U-Net row could not learn from at all. So: ConvCBAM2D on the
-    encoder map to ``channels`` (CBAM only when ``attention``), average pooling to a fixed
-    ``grid`` x ``grid`` layout whatever the map's side, a two-layer MLP over that layout
+    encoder map to ``channels`` (CBAM only when ``attention``), average pooling to a
+    ``grid`` x ``grid`` layout (``landmark_net.pooled_side``: at most the map's side), a two-layer MLP over that layout
     (``hidden`` units), and a sigmoid. Output: (B, K, 2) normalised coordinates in [0, 1],
     where 0 and 1 are the first and last pixel centres; LandmarkNet scales them to pixels of
     the input it was given.

@@ -99,8 +99,16 @@ def build_landmark_model(spec: LandmarkNetSpec) -> LandmarkNet:
         head = HeatmapDecoder(encoder.out_channels, spec.decoder_channels, len(LANDMARKS),
                               encoder.reduction, spec.cbam, **cbam)
         return LandmarkNet(encoder, head, "heatmaps", spec.soft_argmax_beta)
-    head = CoordinateHead(encoder.out_channels, len(LANDMARKS), spec.cbam, **spec.coordinate_head, **cbam)
+    layout = dict(spec.coordinate_head)
+    layout["grid"] = pooled_side(spec.image_size // encoder.reduction, layout["grid"])
+    head = CoordinateHead(encoder.out_channels, len(LANDMARKS), spec.cbam, **layout, **cbam)
     return LandmarkNet(encoder, head, "coordinates")
+
+
+def pooled_side(side: int, grid: int) -> int:
+    """The coordinate head's layout: the largest divisor of the map's ``side`` up to ``grid``, so
+    pooling only averages whole cells (and exports to ONNX as a plain average pool)."""
+    return max(d for d in range(1, min(side, grid) + 1) if side % d == 0)
 
 
 def load_encoder_state(model: LandmarkNet, state_dict: Mapping[str, torch.Tensor]) -> None:

@@ -73,10 +73,12 @@ def _summary(values: np.ndarray, groups: np.ndarray, draws: Draws, confidence: f
             "lo": lo, "hi": hi}
 
 
-def variant_table(study: Study, draws: Draws, confidence: float, radii: Sequence[float]) -> pd.DataFrame:
+def variant_table(study: Study, draws: Draws, confidence: float, radii: Sequence[float],
+                  radii_mm: Sequence[float] = (), pixel_spacing_mm: float | None = None) -> pd.DataFrame:
     """One row per variant: MRE and AoP MAE (mean over seeds and frames, sd over seeds,
-    interval), per-landmark radial errors with intervals, success rates, undefined AoPs, and
-    how many seeds, acquisitions and frames every number rests on."""
+    interval), per-landmark radial errors with intervals, success rates (in px, and in mm when
+    the pixel spacing is known), undefined AoPs, and how many seeds, acquisitions and frames
+    every number rests on."""
     rows = []
     for name in study.variants:
         row = {"variant": name, "n_seeds": len(study.seeds), "n_groups": study.n_groups,
@@ -91,16 +93,22 @@ def variant_table(study: Study, draws: Draws, confidence: float, radii: Sequence
         errors = np.stack([study.matrix(name, f"re_{landmark}") for landmark in LANDMARKS])
         for radius in radii:
             row[f"within_{radius:g}px"] = float(np.mean(errors <= radius))
+        if pixel_spacing_mm:
+            for radius in radii_mm:
+                row[f"within_{radius:g}mm"] = float(np.mean(errors * pixel_spacing_mm <= radius))
         row["aop_undefined"] = int(study.matrix(name, "aop_undefined").sum())
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def significant_ranks(study: Study, metric: str, draws: Draws, confidence: float, alpha: float) -> dict[str, int]:
-    """Emphasis that means something: 1 for the best variant when it beats the second best
-    significantly (paired test at ``alpha``), 2 for the second when it beats the third; else 0."""
+def significant_ranks(study: Study, metric: str, draws: Draws, confidence: float, alpha: float,
+                      among: Sequence[str] | None = None) -> dict[str, int]:
+    """Emphasis that means something: 1 for the best variant (``among`` those named, default
+    all) when it beats the second best significantly (paired test at ``alpha``), 2 for the
+    second when it beats the third; else 0."""
     column = METRICS[metric]
-    means = {name: study.matrix(name, column).mean() for name in study.variants}
+    among = list(among or study.variants)
+    means = {name: study.matrix(name, column).mean() for name in among}
     order = sorted(means, key=means.get)
     ranks = dict.fromkeys(study.variants, 0)
     for rank, (better, worse) in enumerate(zip(order[:2], order[1:3]), start=1):
@@ -143,6 +151,44 @@ def claims_table(study: Study, claims: Sequence[Mapping], published: Mapping, dr
     return table
 
 
+def reference_table(study: Study, method: str, references: Sequence[str], draws: Draws,
+                    confidence: float) -> pd.DataFrame:
+    """The paper's full method against each reference row: paired difference method - reference
+    (negative: the method is better), its interval and p-value, per metric."""
+    rows = []
+    for reference in references:
+        if method not in study.variants or reference not in study.variants:
+            continue
+        for metric, column in METRICS.items():
+            test = paired_difference(study.matrix(method, column), study.matrix(reference, column),
+                                     study.groups, draws, confidence)
+            rows.append({"method": method, "reference": reference, "metric": metric, **test})
+    return pd.DataFrame(rows)
+
+
+def confidence_table(study: Study) -> pd.DataFrame:
+    """Does a landmark's confidence mean anything? Per variant, the rank correlation (Spearman)
+    between the spread of its heatmap distribution and its radial error over every seed, frame
+    and landmark held out, and per landmark; coordinate-output variants have no spread."""
+    from scipy.stats import spearmanr
+
+    rows = []
+    for name in study.variants:
+        columns = [f"spread_{landmark}" for landmark in LANDMARKS]
+        tables = study.tables[name]
+        if not all(c in tables[0] for c in columns) or tables[0][columns].isna().all().all():
+            rows.append({"variant": name, "spearman": np.nan, "note": "no confidence (coordinate output)"})
+            continue
+        spread = np.concatenate([t[columns].to_numpy(float) for t in tables])
+        error = np.concatenate([t[[f"re_{n}" for n in LANDMARKS]].to_numpy(float) for t in tables])
+        row = {"variant": name, "spearman": float(spearmanr(spread.ravel(), error.ravel()).statistic), "note": ""}
+        for j, landmark in enumerate(LANDMARKS):
+            row[f"spearman_{landmark}"] = float(spearmanr(spread[:, j], error[:, j]).statistic)
+        row["n"] = int(spread.size)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def by_aop_range(study: Study, edges: Sequence[float]) -> pd.DataFrame:
     """MRE and AoP MAE (mean over seeds) per range of the true AoP, per variant, with the
     number of frames in each range."""
@@ -158,3 +204,13 @@ def by_aop_range(study: Study, edges: Sequence[float]) -> pd.DataFrame:
                          "mre": float(mre[inside].mean()) if inside.any() else np.nan,
                          "aop_mae": float(aop[inside].mean()) if inside.any() else np.nan})
     return pd.DataFrame(rows)
+
+
+def chosen_on_validation(validation: pd.DataFrame, among: Sequence[str]) -> tuple[str, int, pd.Series]:
+    """The variant (``among`` those named) with the lowest mean validation MRE over its seeds,
+    its seed with the lowest validation MRE, and every variant's mean: the choice never looks
+    at the test split. ``validation``: columns variant, seed, val_mre."""
+    means = validation[validation["variant"].isin(among)].groupby("variant")["val_mre"].mean()
+    variant = means.idxmin()
+    seed = int(validation[validation["variant"] == variant].sort_values("val_mre").iloc[0]["seed"])
+    return variant, seed, means

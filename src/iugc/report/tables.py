@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-ENCODER_NAMES = {"hrnet": "HRNet", "resnet": "ResNet", "attention_unet": "Attention UNet"}
+ENCODER_NAMES = {"hrnet": "HRNet", "resnet": "ResNet", "attention_unet": "Attention UNet",
+                 "unet": "U-Net (reference)"}
 PRETRAIN_NAMES = {"none": "-", "moco": "MoCoV2", "mae": "Masked AE"}
 SOURCE_NOTES = {
     "phantom": "the built-in phantom (synthetic frames), NOT the IUGC 2025 data",
@@ -30,6 +31,10 @@ def published_claims() -> list[dict]:
     return _published()["claims"]
 
 
+def published_method() -> str:
+    return _published()["method"]
+
+
 def ablation_table(variants: Mapping, numbers: pd.DataFrame, ranks: Mapping[str, Mapping[str, int]],
                    encoder_names: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per variant in params order: its configuration (Table 2's columns), our numbers
@@ -44,6 +49,7 @@ def ablation_table(variants: Mapping, numbers: pd.DataFrame, ranks: Mapping[str,
             "Attn": "yes" if v["attention"] else "-",
             "Adv.": "yes" if v["adversarial"] else "-",
             "Output": v["output"].capitalize(),
+            "reference": bool(v.get("reference", False)),
             **by_name.loc[name].to_dict(),
             **{f"{metric}_rank": ranks[metric][name] for metric in ranks},
         })
@@ -114,6 +120,16 @@ def render_claims(claims: pd.DataFrame, kind: str, caption: str) -> str:
     return _latex(caption, header, lines, "lllrrrrl")
 
 
+def render_reference(table: pd.DataFrame, kind: str, caption: str) -> str:
+    _, _, dash, _, _ = _style(kind)
+    header = ["Method", "Reference", "Metric", "Method - reference", "95% CI", "p"]
+    lines = [[r["method"], r["reference"], r["metric"].replace("_", " "), f"{r['difference']:+.2f}",
+              f"{r['lo']:+.2f}{dash}{r['hi']:+.2f}", f"{r['p']:.3f}"] for _, r in table.iterrows()]
+    if kind == "md":
+        return _markdown(caption, header, lines)
+    return _latex(caption, header, lines, "lllrrr")
+
+
 def published_markdown() -> str:
     """The paper's Table 2, for reference (its data, scale and test set, not ours)."""
     table2 = published_table2()
@@ -129,7 +145,7 @@ def caption(source: str, preset: str, encoder_names: Mapping[str, str], n_seeds:
     encoders = ", ".join(f"{k} = {v}" for k, v in encoder_names.items())
     return (f"Ablation on {SOURCE_NOTES[source]}; preset '{preset}' ({encoders}). MRE in pixels of "
             f"the original images, AoP MAE in degrees, on our held-out split: mean ± sd over {n_seeds} "
-            f"seed(s), {n_frames} test frames from {n_groups} acquisitions; {confidence:.0%} intervals "
+            f"seed(s), {n_frames} test frames from {n_groups} acquisition(s); {confidence:.0%} intervals "
             "from a bootstrap over seeds and acquisitions. Bold: best, and better than the second by a "
             f"paired test at p < {alpha:g}; underlined: second, and better than the third. "
             "Not comparable with the paper's numbers unless data and preset are the paper's; the "
@@ -139,7 +155,7 @@ def caption(source: str, preset: str, encoder_names: Mapping[str, str], n_seeds:
 def claims_caption(n_seeds: int, n_groups: int, n_frames: int, confidence: float, alpha: float) -> str:
     return (f"The paper's claims (Sec. 4) tested on this run: paired differences better - worse (negative "
             f"means the effect goes the paper's way) over {n_seeds} seed(s) and {n_frames} test frames from "
-            f"{n_groups} acquisitions, {confidence:.0%} bootstrap intervals over seeds and acquisitions, "
+            f"{n_groups} acquisition(s), {confidence:.0%} bootstrap intervals over seeds and acquisitions, "
             f"p-values from the same resampling, Holm-adjusted over all rows. Supported: adjusted p < "
             f"{alpha:g} in the paper's direction; reversed: adjusted p < {alpha:g} the other way; not "
             "shown: otherwise. 'Paper' is the published difference (IUGC 2025, 512 px), for its sign.")

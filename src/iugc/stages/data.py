@@ -25,7 +25,7 @@ def _files_hash(paths) -> str:
 def obtain(view, *, source=None, out):
     """Obtain the data: generate the phantom, convert PSFHS, or reference an IUGC 2025 tree."""
     from ..data.labels import load_labels
-    from ..data.unlabeled import list_unlabeled
+    from ..data.unlabeled import cap_pool, list_unlabeled
     from ..data.validate import validate_dataset
 
     data, out = view["data"], Path(out)
@@ -55,24 +55,45 @@ def obtain(view, *, source=None, out):
                         f"(run `iugc validate-data {root}` for all)")
 
     labels = load_labels(root).sort_values("filename", kind="stable").reset_index(drop=True)
-    if data["max_labeled"]:
-        labels = labels.iloc[: data["max_labeled"]]  # leading frames: whole acquisitions stay whole
-    unlabeled = list_unlabeled(root)
+    unlabeled = cap_pool(list_unlabeled(root), data["max_unlabeled"], view["seed"])
     truth_file = Path(root) / "phantom_truth.csv"
     if truth_file.exists():
         truth = pd.read_csv(truth_file)[["relpath", "standard_plane", "kind"]]
         unlabeled = unlabeled.merge(truth, on="relpath", how="left")
-    if data["max_unlabeled"]:
-        unlabeled = unlabeled.iloc[: data["max_unlabeled"]]
 
+    sizes = labels.groupby(["width", "height"]).size().sort_values(ascending=False)
     write_dataset(out, labels, unlabeled, {
         "source": data["source"],
         "root": str(root) if data["source"] == "iugc2025" else str(Path(root).relative_to(out)),
+        **describe_data(data, root),
         "n_labeled": int(len(labels)),
         "n_unlabeled": int(len(unlabeled)),
+        "image_sizes": {f"{w}x{h}": int(n) for (w, h), n in sizes.items()},
         "labels_hash": _files_hash(labels["image_path"]),
         "unlabeled_hash": _files_hash(unlabeled["image_path"]) if len(unlabeled) else None,
     })
+
+
+def describe_data(data, root) -> dict:
+    """What the report calls the data and how their landmarks were made: the parameters when
+    given, else what the source says (a tree's README title names it)."""
+    implied = {
+        "phantom": ("the built-in phantom (synthetic frames)", "known by construction (the phantom is rendered from them)"),
+        "psfhs": ("PSFHS (Chen et al., Sci Data 11:436, 2024)",
+                  "derived from the PSFHS segmentation masks (iugc convert-psfhs)"),
+        "iugc2025": (_readme_title(root) or Path(root).name, "as given in the tree's label files"),
+    }[data["source"]]
+    return {"name": data["name"] or implied[0], "landmarks": data["landmarks"] or implied[1]}
+
+
+def _readme_title(root) -> str | None:
+    readme = Path(root) / "README.md"
+    if not readme.is_file():
+        return None
+    for line in readme.read_text(errors="replace").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return None
 
 
 @stage("validate", reads=[], inputs=("dataset",))
@@ -90,12 +111,14 @@ def validate(view, *, dataset, out):
         json.dumps({"root": str(root), "problems": 0, "summary": report.summary()}, indent=1) + "\n")
 
 
-@stage("split", reads=["split", "seed"], inputs=("dataset", "validation"))
+@stage("split", reads=["split", "seed", "data.max_labeled"], inputs=("dataset", "validation"))
 def split(view, *, dataset, validation, out):
     """Grouped train/val/test split by acquisition (no near-duplicates across subsets).
 
-    The organisers' own held-out sets, when their labels are present, stay held out: Testing
-    rows are the test subset, Validation rows join val, and Training is split into train/val.
+    ``data.max_labeled`` caps the labelled frames used: whole acquisitions drawn from across the
+    set (the rest are "unused"). The organisers' own held-out sets, when their labels are
+    present, stay held out: Testing rows are the test subset, Validation rows join val, and
+    Training is split into train/val.
     """
     from ..data.splits import split_frames
 
@@ -106,7 +129,7 @@ def split(view, *, dataset, validation, out):
     table = split_frames(training, test_fraction=0.0 if official_test else sp["test_fraction"],
                          val_fraction=sp["val_fraction"], seed=view["seed"], hash_size=sp["hash_size"],
                          same_acquisition_distance=sp["same_acquisition_distance"],
-                         duplicate_distance=sp["duplicate_distance"])
+                         duplicate_distance=sp["duplicate_distance"], max_frames=view["data"]["max_labeled"])
     held_out = labels[labels["split"] != "Training"].copy()
     held_out["group"] = -1
     held_out["subset"] = held_out["split"].map({"Testing": "test", "Validation": "val"})

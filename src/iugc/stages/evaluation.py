@@ -23,8 +23,8 @@ def evaluate(view, *, variant, seed, dataset, split, model, out):
 
     test = labelled_subsets(dataset, split)["test"]
     trained = load_trained_model(Path(model) / MODEL_FILE, variant=variant, device=view["compute"]["device"])
-    pred = trained.predict(test)
-    table = prediction_table(test, pred)
+    pred, spread = trained.predict(test, with_spread=True)
+    table = prediction_table(test, pred, spread)
     true = table[[f"{n}_{a}" for n in LANDMARKS for a in "xy"]].to_numpy(float).reshape(-1, 3, 2)
     ev = view["evaluate"]
     metrics = summarize(pred, true, test["group"], radii=ev["success_radii"],

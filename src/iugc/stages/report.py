@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..data.manifest import labelled_subsets, read_dataset
@@ -18,7 +19,8 @@ from ..errors import UserError
 from .registry import stage
 
 ABLATION_FILES = ("ablation.md", "ablation.csv", "ablation.tex", "claims.md", "claims.csv", "claims.tex",
-                  "published.md", "per_landmark.csv", "by_aop_range.csv")
+                  "reference.md", "reference.csv", "published.md", "per_landmark.csv", "by_aop_range.csv",
+                  "confidence.csv")
 METRICS_JSON = "metrics.json"
 PREDICTIONS_CSV = "predictions.csv"
 
@@ -40,7 +42,8 @@ def _evaluations(folders: list[str]) -> dict[str, list[dict]]:
     return by_variant
 
 
-@stage("ablation", reads=["preset", "variants", "encoders.hrnet", "encoders.resnet", "evaluate", "seed"],
+@stage("ablation", reads=["preset", "variants", "encoders.hrnet", "encoders.resnet", "evaluate", "seed",
+                          "data.pixel_spacing_mm"],
        inputs=("dataset", "split", "evaluations"))
 def ablation(view, *, dataset, split, evaluations: list[str], out):
     """Table 2 of our run over every seed, the paper's claims tested, where the error is, and the
@@ -53,8 +56,11 @@ def ablation(view, *, dataset, split, evaluations: list[str], out):
     study = _study(view, split, evaluations)
     ev, out = view["evaluate"], Path(out)
     draws = study.draws(ev["bootstrap_samples"], view["seed"])
-    numbers = analysis.variant_table(study, draws, ev["confidence"], ev["success_radii"])
-    ranks = {metric: analysis.significant_ranks(study, metric, draws, ev["confidence"], ev["alpha"])
+    numbers = analysis.variant_table(study, draws, ev["confidence"], ev["success_radii"], ev["success_radii_mm"],
+                                     view["data"]["pixel_spacing_mm"])
+    references = [name for name, v in view["variants"].items() if v.get("reference")]
+    paper_rows = [name for name in view["variants"] if name not in references]
+    ranks = {metric: analysis.significant_ranks(study, metric, draws, ev["confidence"], ev["alpha"], paper_rows)
              for metric in analysis.METRICS}
     names = _encoder_names(view)
     table = tab.ablation_table(view["variants"], numbers, ranks, names)
@@ -72,10 +78,17 @@ def ablation(view, *, dataset, split, evaluations: list[str], out):
     (out / "claims.md").write_text(tab.render_claims(claims, "md", claims_text))
     (out / "claims.tex").write_text(tab.render_claims(claims, "tex", claims_text))
     (out / "published.md").write_text(tab.published_markdown())
+    reference = analysis.reference_table(study, tab.published_method(), references, draws, ev["confidence"])
+    reference.to_csv(out / "reference.csv", index=False)
+    (out / "reference.md").write_text(tab.render_reference(reference, "md", (
+        "The paper's full method against the organisers' baseline design (a plain U-Net heatmap regressor "
+        "trained on the same frames with the same budget, seeds and objective): paired differences "
+        f"(negative: the method is better), {ev['confidence']:.0%} intervals over seeds and acquisitions.")))
 
     landmark_columns = [c for c in numbers.columns if c.startswith(("re_", "within_"))]
     numbers[["variant", *landmark_columns]].to_csv(out / "per_landmark.csv", index=False)
     analysis.by_aop_range(study, ev["aop_ranges"]).to_csv(out / "by_aop_range.csv", index=False)
+    analysis.confidence_table(study).to_csv(out / "confidence.csv", index=False)
     summary = {row["variant"]: {"mre": row["mre_mean"], "aop_mae": row["aop_mae_mean"],
                                 **{f"re_{n}": row[f"re_{n}_mean"] for n in LANDMARKS}}
                for _, row in numbers.iterrows()}
@@ -108,11 +121,11 @@ def _dvclive_history(folder: Path) -> pd.DataFrame:
     return pd.concat(frames, axis=1).reset_index() if frames else pd.DataFrame({"step": []})
 
 
-@stage("figures", reads=["variants", "report", "model.heatmap_sigma", "model.image_size"],
+@stage("figures", reads=["preset", "variants", "report", "model.heatmap_sigma", "model.image_size"],
        inputs=("dataset", "split", "ablation", "evaluations", "finetuned", "pretrained"))
 def figures(view, *, dataset, split, ablation, evaluations: list[str], finetuned: list[str],
             pretrained: list[str], out):
-    """All report figures from the evaluation tables, training logs and one target example."""
+    """The report's figures and a caption for each (what it shows, on what data, n)."""
     import torch
 
     from ..data.images import load_for_model, read_grey
@@ -122,6 +135,11 @@ def figures(view, *, dataset, split, ablation, evaluations: list[str], finetuned
 
     out = Path(out)
     size, sigma = view["model"]["image_size"], view["model"]["heatmap_sigma"]
+    _, _, source = read_dataset(dataset)
+    study = _study(view, split, evaluations)
+    where = (f"{source['name']}, preset '{view['preset']}': {len(study.frames)} held-out frames from "
+             f"{study.n_groups} acquisitions, {len(study.seeds)} seed(s)")
+    captions = {}
 
     test = labelled_subsets(dataset, split)["test"]
     frame = test.iloc[0]
@@ -129,26 +147,101 @@ def figures(view, *, dataset, split, ablation, evaluations: list[str], finetuned
     points = resize.to_model(frame[[f"{n}_{a}" for n in LANDMARKS for a in "xy"]].to_numpy(float).reshape(3, 2))
     heatmaps = HeatmapCodec(size, sigma, 1.0).encode(torch.as_tensor(points, dtype=torch.float32)[None])[0]
     fig.gaussian_targets(image, heatmaps.numpy(), points, out / "fig4_target_heatmaps.png")
+    captions["fig4_target_heatmaps"] = (
+        f"Gaussian target heatmaps of Eq. 18 (sigma {sigma:g} px at the {size}-px model input) on one held-out "
+        f"frame ({frame['filename']}), as in the paper's Fig. 4.")
 
-    runs = _evaluations(evaluations)
-    tables = {name: pd.read_csv(Path(runs[name][0]["folder"]) / "predictions.csv") for name in view["variants"]}
-    best = min(tables, key=lambda name: tables[name]["mre"].mean())
-    fig.prediction_grid(tables[best], read_grey, f"{best} on held-out frames", out / "fig5_predictions.png",
-                        view["report"]["figure_frames"])
-    fig.aop_agreement(tables, out / "aop_agreement.png")
-    fig.error_distributions(tables, out / "error_distributions.png")
-    by_variant = {}
-    for folder in map(Path, finetuned):
-        summary = json.loads((folder / "summary.json").read_text())
-        by_variant.setdefault(summary["variant"], folder)
-    histories = {name: _dvclive_history(by_variant[name]) for name in view["variants"]}
-    fig.training_curves(histories, out / "training_curves.png")
-    losses = {}
+    summaries = [json.loads((Path(folder) / "summary.json").read_text()) for folder in finetuned]
+    chosen, seed, _, _ = _chosen(view, finetuned)
+    table = study.tables[chosen][study.seeds.index(seed)]
+    n = view["report"]["figure_frames"]
+    spread = table.groupby("group", sort=False).head(1)
+    spread = spread.iloc[np.unique(np.linspace(0, len(spread) - 1, min(n, len(spread))).round().astype(int))]
+    fig.prediction_grid(spread, read_grey, f"{chosen} (seed {seed}) on held-out frames, one per acquisition",
+                        out / "fig5_predictions.png")
+    captions["fig5_predictions"] = (
+        f"Predictions of {chosen}, the paper variant with the lowest validation MRE (mean over seeds; never "
+        f"chosen on the test split), seed {seed}: one held-out frame per acquisition, circles true and crosses "
+        f"predicted landmarks, per-frame MRE in px. {where}.")
+    worst = table.sort_values("mre", ascending=False).groupby("group", sort=False).head(1).head(max(n // 2, 5))
+    fig.prediction_grid(worst, read_grey, f"{chosen} (seed {seed}): the worst held-out frame of each acquisition",
+                        out / "failure_cases.png")
+    captions["failure_cases"] = (
+        f"Failure cases of {chosen} (seed {seed}): the held-out frames with the largest MRE, one per acquisition, "
+        f"worst first. {where}.")
+
+    pooled = {name: pd.concat(tables, ignore_index=True) for name, tables in study.tables.items()}
+    mean_prediction = {name: _mean_over_seeds(tables) for name, tables in study.tables.items()}
+    fig.aop_agreement(mean_prediction, out / "aop_agreement.png")
+    captions["aop_agreement"] = (
+        "Predicted against true AoP per variant (the prediction averaged over seeds for each frame), shared axes; "
+        f"each panel gives the Bland-Altman bias and 95% limits of agreement in degrees. {where}.")
+    fig.error_distributions(pooled, out / "error_distributions.png")
+    captions["error_distributions"] = (
+        f"Radial error per landmark (px) and AoP error (deg) per variant, all frames of all seeds. {where}.")
+
+    histories: dict[str, list] = {}
+    for folder, summary in zip(map(Path, finetuned), summaries):
+        histories.setdefault(summary["variant"], []).append(_dvclive_history(folder))
+    fig.training_curves({name: histories[name] for name in view["variants"]}, out / "training_curves.png")
+    captions["training_curves"] = (
+        "Fine-tuning per epoch: the weighted terms of Eq. 17, the discriminator's loss (Eq. 11, adversarial variant "
+        "only) and the validation MRE (px); lines are the mean over seeds, bands the lowest to highest seed.")
+    losses: dict[str, list] = {}
     for folder in map(Path, pretrained):  # results/pretrain/<method>/seed<seed>
-        losses.setdefault(folder.parent.name, pd.read_csv(folder / "losses.csv"))
+        losses.setdefault(folder.parent.name, []).append(pd.read_csv(folder / "losses.csv"))
     fig.pretraining_curves(dict(sorted(losses.items())), out / "pretraining_curves.png")
+    captions["pretraining_curves"] = (
+        "Self-supervised pretraining loss per optimiser step (moving average), one line per seed: MoCoV2's InfoNCE "
+        "(Eq. 4) for the HRNet and ResNet encoders, masked MSE for the Attention U-Net.")
     fig.where_the_error_is(pd.read_csv(Path(ablation) / "per_landmark.csv"),
                            pd.read_csv(Path(ablation) / "by_aop_range.csv"), out / "where_the_error_is.png")
+    captions["where_the_error_is"] = (
+        "Where the error is: radial error per landmark with 95% intervals over seeds and acquisitions, and MRE and "
+        f"AoP MAE by range of the true AoP (n frames per range below each tick). {where}.")
+    (out / "captions.json").write_text(json.dumps({"chosen_variant": chosen, "chosen_seed": seed,
+                                                   "figures": captions}, indent=1) + "\n")
+
+
+def _chosen(view, finetuned: list[str]):
+    """The paper variant (and seed) with the best validation MRE: ``analysis.chosen_on_validation``."""
+    from ..report.analysis import chosen_on_validation
+
+    rows = []
+    for folder in map(Path, finetuned):  # results/finetune/<variant>/seed<seed>
+        summary = json.loads((folder / "summary.json").read_text())
+        rows.append({"variant": summary["variant"], "seed": int(folder.name.removeprefix("seed")),
+                     "val_mre": summary["final_val_mre"], "folder": str(folder)})
+    paper_rows = [name for name, v in view["variants"].items() if not v.get("reference")]
+    return chosen_on_validation(pd.DataFrame(rows), paper_rows) + (pd.DataFrame(rows),)
+
+
+@stage("export", reads=["variants"], inputs=("finetuned",))
+def export_model(view, *, finetuned: list[str], out):
+    """The study ends with a usable model: the paper variant with the best validation MRE (never
+    chosen on the test split) as TorchScript, ONNX and a challenge submission."""
+    from ..export import export_onnx, export_submission, export_torchscript
+    from ..inference import load_trained_model
+    from ..train.predict import MODEL_FILE
+
+    variant, seed, means, table = _chosen(view, finetuned)
+    folder = Path(table[(table["variant"] == variant) & (table["seed"] == seed)]["folder"].iloc[0])
+    out = Path(out)
+    trained = load_trained_model(folder / MODEL_FILE, device="cpu")
+    export_torchscript(trained, out / "landmarks.ts")
+    export_onnx(trained, out / "landmarks.onnx")
+    export_submission(folder, out / "submission", description=f"seed {seed}, chosen by validation MRE")
+    (out / "chosen.json").write_text(json.dumps({
+        "variant": variant, "seed": seed, "model": str(folder),
+        "why": "lowest validation MRE (mean over seeds) among the paper's variants; then its seed with the lowest",
+        "validation_mre": {name: float(value) for name, value in means.items()}}, indent=1) + "\n")
+
+
+def _mean_over_seeds(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """One row per frame: the true AoP and the predicted AoP averaged over seeds."""
+    first = tables[0][["filename", "aop"]].copy()
+    first["pred_aop"] = np.nanmean(np.stack([t["pred_aop"].to_numpy(float) for t in tables]), axis=0)
+    return first
 
 
 def _all_keys(params, wildcards) -> list[str]:
@@ -157,13 +250,18 @@ def _all_keys(params, wildcards) -> list[str]:
     return list(params)
 
 
-@stage("report", reads=_all_keys, inputs=("dataset", "ablation", "figures", "results"), owns_out=False)
-def report(view, *, dataset, ablation, figures, results: list[str], out):
-    """Check every result of the study against its sources and parameters, then write reports/."""
+@stage("report", reads=_all_keys, inputs=("dataset", "split", "filter", "ablation", "figures", "model", "results"),
+       owns_out=False)
+def report(view, *, dataset, split, filter, ablation, figures, model, results: list[str], out):
+    """Check every result of the study against its sources and parameters, then write reports/:
+    the tables, the figures, the provenance and report.html."""
+    from ..data.manifest import read_splits
+    from ..report import document
     from ..report.provenance import provenance
+    from ..report.tables import published_method
     from .verify import verify_chain
 
-    chain = verify_chain(view, [dataset, *results, ablation, figures])
+    chain = verify_chain(view, [dataset, split, filter, *results, ablation, figures, model])
     _, _, source = read_dataset(dataset)
     out, ablation_dir, figures_dir = Path(out), Path(ablation), Path(figures)
     for name in (*ABLATION_FILES, METRICS_JSON):
@@ -176,5 +274,11 @@ def report(view, *, dataset, ablation, figures, results: list[str], out):
         shutil.copyfile(png, figures_out / png.name)
     record = provenance(view, source, chain)
     (out / "provenance.json").write_text(json.dumps(record, indent=1) + "\n")
-    return [*ABLATION_FILES, METRICS_JSON, "provenance.json",
+    page = document.build(
+        out, data=source, splits=read_splits(split), pool=json.loads((Path(filter) / "metrics.json").read_text()),
+        captions=json.loads((figures_dir / "captions.json").read_text()), provenance=record, params=view,
+        method=published_method(), chosen=json.loads((Path(model) / "chosen.json").read_text()),
+        downloads=[out / name for name in (*ABLATION_FILES, METRICS_JSON, "provenance.json")])
+    (out / "report.html").write_text(page)
+    return [*ABLATION_FILES, METRICS_JSON, "provenance.json", "report.html",
             *(f"figures/{png.name}" for png in sorted(figures_out.glob("*.png")))]

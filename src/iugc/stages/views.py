@@ -31,15 +31,18 @@ def pretrain_methods(params: Mapping) -> list[str]:
     return sorted({m for v in params["variants"].values() if (m := pretrain_method(v))})
 
 
+WIDTHS = {"attention_unet": "attention_unet_channels", "unet": "unet_features"}  # U-Nets: widths, not names
+
+
 def encoder_key(kind: str) -> str:
-    return "encoders.attention_unet_channels" if kind == "attention_unet" else f"encoders.{kind}"
+    return f"encoders.{WIDTHS.get(kind, kind)}"
 
 
 def encoder_spec(view: Mapping, kind: str) -> EncoderSpec:
     from ..models.encoders import EncoderSpec
 
-    if kind == "attention_unet":
-        return EncoderSpec(kind, channels=tuple(view["encoders"]["attention_unet_channels"]))
+    if kind in WIDTHS:
+        return EncoderSpec(kind, channels=tuple(view["encoders"][WIDTHS[kind]]))
     return EncoderSpec(kind, name=view["encoders"][kind])
 
 
@@ -50,7 +53,7 @@ def landmark_keys(params: Mapping, variant_name: str) -> list[str]:
     variant = params["variants"][variant_name]
     keys = [f"variants.{variant_name}", "model.image_size", encoder_key(variant["encoder"])]
     if variant["output"] == "heatmaps":
-        keys += ["model.decoder_channels", "model.soft_argmax_beta"]
+        keys += ["model.soft_argmax_beta"] + (["model.decoder_channels"] if variant["encoder"] != "unet" else [])
     else:
         keys += ["model.coordinate_head"]
     if variant["attention"] and variant["encoder"] != "attention_unet":  # the U-Net's gates are its own
@@ -67,7 +70,8 @@ def landmark_spec(view: Mapping, variant_name: str) -> LandmarkNetSpec:
     return LandmarkNetSpec(
         encoder=encoder_spec(view, variant["encoder"]), output=variant["output"],
         attention=variant["attention"], image_size=model["image_size"],
-        decoder_channels=tuple(model["decoder_channels"]) if heatmaps else (),
+        # The reference U-Net's heatmap head is its own 1x1 output convolution: no decoder blocks.
+        decoder_channels=tuple(model["decoder_channels"]) if heatmaps and variant["encoder"] != "unet" else (),
         soft_argmax_beta=model["soft_argmax_beta"] if heatmaps else 1.0,
         cbam_reduction=model["cbam_reduction"] if cbam else None,
         cbam_kernel=model["cbam_kernel"] if cbam else None,
@@ -146,7 +150,7 @@ def mae_config(view: Mapping) -> MaeConfig:
 # --- data --------------------------------------------------------------------------------------
 
 def obtain_keys(params: Mapping, wildcards: Mapping[str, str]) -> list[str]:
-    keys = ["data.source", "data.root", "data.max_labeled", "data.max_unlabeled", "seed"]
+    keys = ["data.source", "data.root", "data.name", "data.landmarks", "data.max_unlabeled", "seed"]
     return keys + (["phantom"] if params["data"]["source"] == "phantom" else [])
 
 

@@ -1,0 +1,183 @@
+"""``iugc predict``: a trained model on new frames.
+
+Frames are files or folders (searched recursively): PNG, JPEG, BMP, TIFF of any size and kind,
+and single-frame DICOM, whose pixel spacing is used when it has one. The results are
+``predictions.csv`` in the IUGC label layout (points ``"(x, y)"`` in pixels of each frame) with
+the AoP, a confidence per landmark (the spread of its heatmap's distribution, in pixels) and,
+where the pixel spacing is known, the same in mm; and one overlay per frame. A frame that cannot
+be read is named in one line and the others go on.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data.images import ImageError, is_image_name, read_grey
+from .errors import UserError
+from .geometry import LANDMARKS, aop_from_landmarks
+from .inference import TrainedModel, load_trained_model
+from .train.predict import MODEL_FILE
+from .train.runtime import progress
+
+DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
+OVERLAY_COLORS = {"ps1": (60, 60, 230), "ps2": (40, 170, 250), "fh1": (230, 200, 40)}  # BGR
+
+
+@dataclass
+class Frame:
+    path: Path
+    name: str                     # relative to the folder it was found in
+    grey: np.ndarray
+    pixel_spacing_mm: float | None = None
+    coords: np.ndarray | None = None   # (3, 2) predicted, pixels of the frame
+    spread: np.ndarray | None = None   # (3,) radial spread in pixels, NaN without confidence
+
+
+def find_frames(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
+    """(path, name) of every frame under ``paths``; a folder is searched recursively."""
+    found = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            for path in sorted(p for p in given.rglob("*") if p.is_file()):
+                if is_image_name(path) or path.suffix.lower() in DICOM_SUFFIXES:
+                    found.append((path, path.relative_to(given).as_posix()))
+        elif given.exists():
+            found.append((given, given.name))
+        else:
+            raise UserError(f"{given}: no such file or folder")
+    if not found:
+        raise UserError(f"no frames found in {', '.join(map(str, paths))}")
+    return found
+
+
+def read_frame(path: Path, name: str) -> Frame:
+    """One frame as grey uint8, and its pixel spacing when the file says it (DICOM)."""
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return _read_dicom(path, name)
+    return Frame(path, name, read_grey(path))
+
+
+def _read_dicom(path: Path, name: str) -> Frame:
+    import pydicom
+    from PIL import Image
+
+    from .data.images import to_grey
+
+    try:
+        ds = pydicom.dcmread(path)
+        pixels = ds.pixel_array
+    except Exception as err:  # noqa: BLE001 - pydicom raises many kinds; all mean "unreadable"
+        raise ImageError(path, f"not a readable DICOM frame ({type(err).__name__})") from None
+    if pixels.ndim == 4 or (pixels.ndim == 3 and getattr(ds, "SamplesPerPixel", 1) == 1):
+        raise ImageError(path, "a multi-frame DICOM; export single frames")
+    if pixels.ndim == 3:
+        grey = np.asarray(Image.fromarray(pixels.astype(np.uint8)).convert("L"))
+    elif pixels.dtype == np.uint8:
+        grey = pixels
+    else:
+        grey = to_grey(Image.fromarray(pixels.astype(np.uint16)))
+    return Frame(path, name, grey, _dicom_spacing(ds))
+
+
+def _dicom_spacing(ds) -> float | None:
+    """mm per pixel: PixelSpacing, else the ultrasound region's PhysicalDeltaX (in cm)."""
+    spacing = getattr(ds, "PixelSpacing", None)
+    if spacing:
+        return float(spacing[0])
+    regions = getattr(ds, "SequenceOfUltrasoundRegions", None)
+    if regions and getattr(regions[0], "PhysicalUnitsXDirection", None) == 3:  # 3 = cm
+        return float(regions[0].PhysicalDeltaX) * 10.0
+    return None
+
+
+def _point(x: float, y: float) -> str:
+    return f"({x:.2f}, {y:.2f})"
+
+
+def predict_frames(model: TrainedModel, frames: list[Frame], pixel_spacing_mm: float | None,
+                   flag_above: float | None) -> pd.DataFrame:
+    """One row per frame: the IUGC label columns, AoP, confidence per landmark (px; and mm)."""
+    rows = []
+    by_size: dict[tuple, list[int]] = {}
+    for index, frame in enumerate(frames):
+        by_size.setdefault(frame.grey.shape, []).append(index)
+    located: dict[int, tuple] = {}
+    for indices in by_size.values():
+        coords, spread = model.locate([frames[i].grey for i in indices])
+        located.update({i: (c, s) for i, c, s in zip(indices, coords, spread)})
+    for index, frame in enumerate(frames):
+        coords, spread = located[index]
+        radial = np.where(spread[:, 0] < 0, np.nan, np.hypot(spread[:, 0], spread[:, 1]))
+        row = {"Filename": frame.name, **{n.upper(): _point(*coords[j]) for j, n in enumerate(LANDMARKS)},
+               "AoP": float(aop_from_landmarks(coords)),
+               **{f"spread_{n.upper()}_px": radial[j] for j, n in enumerate(LANDMARKS)}}
+        spacing = frame.pixel_spacing_mm or pixel_spacing_mm
+        if spacing:
+            row.update({f"spread_{n.upper()}_mm": radial[j] * spacing for j, n in enumerate(LANDMARKS)})
+            row["PS1_PS2_mm"] = float(np.linalg.norm(coords[0] - coords[1]) * spacing)
+            row["pixel_spacing_mm"] = spacing
+        if flag_above is not None:
+            row["check"] = bool(np.nanmax(radial) > flag_above) if not np.isnan(radial).all() else False
+        rows.append(row)
+        frame.coords, frame.spread = coords, radial  # for the overlay
+    return pd.DataFrame(rows)
+
+
+def draw_overlay(frame: Frame, aop: float, path: Path) -> None:
+    """The frame, the three points, the two rays of the angle, the AoP and the confidence."""
+    import cv2
+
+    image = cv2.cvtColor(frame.grey, cv2.COLOR_GRAY2BGR)
+    scale = max(max(frame.grey.shape) / 512, 0.8)
+    ps1, ps2, fh1 = (tuple(int(round(v)) for v in p) for p in frame.coords)
+    for end in (ps2, fh1):
+        cv2.line(image, ps1, end, (80, 230, 80), max(1, round(1.5 * scale)), cv2.LINE_AA)
+    for point, name in zip((ps1, ps2, fh1), LANDMARKS):
+        cv2.circle(image, point, max(2, round(4 * scale)), OVERLAY_COLORS[name], -1, cv2.LINE_AA)
+    spread = ", ".join(f"{n.upper()} {s:.1f}" for n, s in zip(LANDMARKS, frame.spread) if not np.isnan(s))
+    lines = [f"AoP {aop:.1f} deg"] + ([f"spread px: {spread}"] if spread else ["no confidence (coordinate head)"])
+    for k, text in enumerate(lines):
+        origin = (int(8 * scale), int((22 + 20 * k) * scale))
+        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (255, 255, 255),
+                    max(1, round(scale)), cv2.LINE_AA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), image)
+
+
+def run(model_dir: str | Path, paths: Sequence[str | Path], out: str | Path, *, device: str = "auto",
+        batch_size: int = 16, pixel_spacing_mm: float | None = None, flag_above: float | None = None,
+        log=print) -> int:
+    """Predict every frame under ``paths`` with the model in ``model_dir``; returns the number of
+    frames that could not be read."""
+    model_file = Path(model_dir) / MODEL_FILE if Path(model_dir).is_dir() else Path(model_dir)
+    if not model_file.is_file():
+        raise UserError(f"{model_dir}: no {MODEL_FILE} here (give a results/finetune/<variant>/seed<s> folder)")
+    model = load_trained_model(model_file, device=None if device == "auto" else device)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed, tables = 0, []
+    listing = find_frames(paths)
+    for start in progress(range(0, len(listing), batch_size), desc="predict"):
+        frames = []
+        for path, name in listing[start:start + batch_size]:
+            try:
+                frames.append(read_frame(path, name))
+            except ImageError as err:
+                log(f"iugc predict: skipped {err}")
+                failed += 1
+        if not frames:
+            continue
+        table = predict_frames(model, frames, pixel_spacing_mm, flag_above)
+        for frame, aop in zip(frames, table["AoP"]):
+            draw_overlay(frame, aop, out / "overlays" / f"{Path(frame.name).with_suffix('')}.png")
+        tables.append(table)
+    result = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["Filename"])
+    result.to_csv(out / "predictions.csv", index=False, float_format="%.4f")
+    log(f"iugc predict: {len(result)} frame(s) in {out / 'predictions.csv'}"
+        + (f"; {failed} could not be read" if failed else ""))
+    return failed
+
