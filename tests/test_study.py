@@ -12,7 +12,9 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -229,11 +231,32 @@ def test_damaged_and_stale_results_are_found_and_rebuilt(finished_study, tmp_pat
     assert "obtain" in snakemake_plan(work)
 
 
+def test_a_team_shares_the_study_through_a_dvc_remote(finished_study, tmp_path):
+    """dvc push from the study, dvc pull in a fresh clone: DVC and Snakemake both find it up to
+    date (no --touch: the stamps prove the results current), and the report is the same bytes."""
+    work = copy_study(finished_study, tmp_path / "study")
+    dvc("remote", "add", "-d", "team", str(tmp_path / "remote"), cwd=work)
+    run(["git", "add", "-A"], work)
+    run(["git", "commit", "-qm", "the finished study and its remote"], work)
+    dvc("push", cwd=work)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(work), str(clone)], tmp_path)
+    (clone / ".venv").symlink_to(Path(sys.executable).parents[1])
+    dvc("pull", cwd=clone)
+    assert "up to date" in dvc("status", cwd=clone).stdout
+    assert snakemake_plan(clone) == set()
+    for name in ("ablation.md", "claims.csv", "metrics.json", "provenance.json", "report.html"):
+        assert (clone / "reports" / name).read_bytes() == (work / "reports" / name).read_bytes(), name
+
+
 def test_experiments_can_be_compared(finished_study, tmp_path):
     work = copy_study(finished_study, tmp_path / "study")
     run(["git", "add", "-A"], work)
     run(["git", "commit", "-qm", "the finished study"], work)
-    dvc("exp", "run", "-S", "finetune.lambda_adv=0.02", "--name", "adv002", cwd=work)
+    ran = dvc("exp", "run", "-S", "finetune.lambda_adv=0.02", "--name", "adv002", cwd=work).stdout
+    seeds = [str(s) for s in load_params(work / "params.yaml")["study"]["seeds"]]
+    assert dvc_ran(ran) == {*(f"{stage}-{V2}-{seed}" for stage in ("finetune", "evaluate") for seed in seeds),
+                            "ablation", "figures", "export", "report"}, ran
     table = json.loads(dvc("exp", "show", "--json", cwd=work).stdout)
     experiments = [exp for entry in table for exp in (entry.get("experiments") or [])]
     found = [run_ for exp in experiments for run_ in exp.get("revs", []) if run_.get("name") == "adv002"]

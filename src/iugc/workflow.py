@@ -9,6 +9,9 @@ dated now, which makes Snakemake rerun the job, unless the job's result was alre
 exactly these values (its stamp says so, e.g. after `dvc repro`): then the snapshot is dated to
 the epoch, as is a snapshot that did not exist before, so that it never outdates such a result.
 
+After `dvc pull` or `dvc checkout`, which do not keep modification times, ``align_times`` gives
+the results the stamps prove current the times Snakemake needs to see them so.
+
 Snapshots also carry a ``rebuild`` count. Before Snakemake plans, the workflow checks every
 finished result against its stamp (``iugc.stages.verify.outdated_jobs``); a job whose result is
 damaged, or was made from an input that is gone or changed, gets its count raised, which changes
@@ -30,6 +33,71 @@ SNAPSHOT_DIR = Path(".snakemake") / "iugc-params"
 HASH_CACHE = Path(".snakemake") / "iugc-hashes.json"
 PARAMS_FILE = "params.yaml"
 OUTPUT_ROOTS = ("data", "results", "reports")  # where stamped results live
+TIMESTAMP = ".snakemake_timestamp"
+
+
+def _snakemake_mtime(path: Path) -> float:
+    """The time Snakemake reads for an input or output: a folder's .snakemake_timestamp when it
+    has one, else the path's own modification time."""
+    marker = path / TIMESTAMP if path.is_dir() else None
+    return (marker if marker is not None and marker.exists() else path).stat().st_mtime
+
+
+def align_times(current: Mapping[str, tuple[Path, Mapping]]) -> list[str]:
+    """Make modification times tell what the stamps know: every result proven current (intact,
+    made from the present version of its inputs under the present parameters) gets a time later
+    than all its inputs', in the order of the chain. Only results that need it are touched
+    (after `dvc pull` or `dvc checkout`, which do not keep times); returns their jobs.
+
+    A folder result gets the marker Snakemake itself keeps in folder outputs
+    (.snakemake_timestamp, which DVC ignores); the report's files are touched themselves.
+    """
+    folders = {str(folder): job for job, (folder, _) in current.items()}
+    done: dict[str, float] = {}
+    touched = []
+
+    def visit(job: str) -> float:
+        if job in done:
+            return done[job]
+        folder, stamp = current[job]
+        newest = 0.0
+        for source in stamp["inputs"]:
+            upstream = folders.get(str(Path(source)))
+            newest = max(newest, visit(upstream) if upstream else _mtime_or_zero(Path(source)))
+        outputs = _outputs(folder, stamp)
+        oldest = min(_snakemake_mtime(path) for path in outputs)
+        if oldest <= newest:
+            when = newest + 0.001
+            for path in outputs:
+                target = path / TIMESTAMP if path.is_dir() else path
+                target.touch()
+                os.utime(target, (when, when))
+            touched.append(job)
+            oldest = when
+        done[job] = oldest
+        return oldest
+
+    for job in current:
+        visit(job)
+    return touched
+
+
+def _outputs(folder: Path, stamp: Mapping) -> list[Path]:
+    """What Snakemake checks of a stamped result: its folder, or (a job sharing its folder, the
+    report) the files it wrote and its stamp."""
+    stage = get_stage(stamp["stage"])
+    if stage.owns_out:
+        return [folder]
+    files = [folder / name for name in stamp["files"]]
+    subfolders = sorted({path.parent for path in files} - {folder})  # folder outputs of their own
+    return files + subfolders + [folder / "stamp.json"]
+
+
+def _mtime_or_zero(path: Path) -> float:
+    try:
+        return _snakemake_mtime(path)
+    except FileNotFoundError:
+        return 0.0
 
 
 def study_jobs(params: Mapping) -> list[tuple[str, dict[str, str]]]:

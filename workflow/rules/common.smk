@@ -3,9 +3,9 @@
 import sys
 
 from iugc.integrity import HashCache
-from iugc.stages.verify import study_state
+from iugc.stages.verify import current_jobs, study_state
 from iugc.stages.views import pretrain_method, pretrain_methods
-from iugc.workflow import HASH_CACHE, OUTPUT_ROOTS, snapshot_path, write_snapshots
+from iugc.workflow import HASH_CACHE, OUTPUT_ROOTS, align_times, snapshot_path, write_snapshots
 
 VARIANTS = list(config["variants"])
 METHODS = pretrain_methods(config)
@@ -15,7 +15,9 @@ THREADS = config["compute"]["threads"]  # of every job that computes with torch
 
 # Before Snakemake plans: every finished result is checked against its stamp, and every job's
 # parameter snapshot is written (see iugc/workflow.py); a result that is damaged, or was made
-# from an input that is gone or changed since, gets its job's snapshot changed, so it is rebuilt.
+# from an input that is gone or changed since, gets its job's snapshot changed, so it is rebuilt;
+# a result proven current gets a modification time Snakemake reads as current (dvc pull and
+# dvc checkout do not keep them).
 if workflow.is_main_process:
     _hashes = HashCache(HASH_CACHE)
     _study = study_state(OUTPUT_ROOTS, _hashes)
@@ -23,6 +25,7 @@ if workflow.is_main_process:
     for _job, _reason in _study.outdated.items():
         print(f"iugc: {_reason}: {_job} runs again", file=sys.stderr)
     write_snapshots(config, _study.outdated, _study.made_with)
+    align_times(current_jobs(config, _study))
 
 
 def snapshot(stage):

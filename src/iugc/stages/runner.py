@@ -32,14 +32,15 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 
 
 def use_threads(threads: int) -> None:
-    """Fix the CPU threads of every numerical library of this process to ``threads``."""
+    """Fix the CPU threads of every numerical library of this process to ``threads``: the
+    variables are read when torch, numpy's BLAS or OpenMP start, which happens after this (a
+    stage imports them when it runs; one that needs no torch never pays for importing it)."""
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
-    import torch
+    if "torch" in sys.modules:  # already started (a caller that imported it): tell it directly
+        import torch
 
-    torch.set_num_threads(threads)
-    with contextlib.suppress(RuntimeError):  # only allowed before inter-op work has started
-        torch.set_num_interop_threads(threads)
+        torch.set_num_threads(threads)
 
 
 def _parser(stage) -> argparse.ArgumentParser:

@@ -101,6 +101,7 @@ class StudyState:
 
     outdated: dict[str, str] = field(default_factory=dict)
     made_with: dict[str, dict] = field(default_factory=dict)
+    intact: dict[str, tuple[Path, dict]] = field(default_factory=dict)  # job -> (folder, stamp)
 
 
 def study_state(roots: Iterable[str | Path], cache: HashCache) -> StudyState:
@@ -119,4 +120,18 @@ def study_state(roots: Iterable[str | Path], cache: HashCache) -> StudyState:
             state.outdated[stamp["job"]] = f"{folder}: {problem}"
         else:
             state.made_with[stamp["job"]] = stamp["params"]
+            state.intact[stamp["job"]] = (folder, stamp)
     return state
+
+
+def current_jobs(params: Mapping, state: StudyState) -> dict[str, tuple[Path, dict]]:
+    """The intact results that were made under exactly the parameters in force now."""
+    current = {}
+    for job, (folder, stamp) in state.intact.items():
+        try:
+            stage, wildcards = parse_job_id(job)
+        except KeyError:
+            continue
+        if stage.view(params, wildcards) == stamp["params"]:
+            current[job] = (folder, stamp)
+    return current
