@@ -31,7 +31,7 @@ from ..errors import UserError
 from ..models.encoders import EncoderSpec, build_encoder
 from ..seeding import derive_seed, seed_everything
 from ..train.checkpoint import load_checkpoint, save_checkpoint
-from ..train.loop import LoopSettings, fit
+from ..train.loop import LoopSettings, StatefulParts, fit
 from ..train.runtime import amp_enabled, autocast, choose_device, grad_scaler, set_deterministic
 from .mae import MaskedAutoencoder, random_patch_mask
 from .moco import MoCo, ProjectionHead, stage_wise_param_groups, token_centres
@@ -138,7 +138,7 @@ class MaskedFrames(PretrainFrames):
         return {"images": torch.from_numpy(view)[None], "mask": torch.from_numpy(mask)[None]}
 
 
-class PretrainMethod:
+class PretrainMethod(StatefulParts):
     """A self-supervised model whose forward pass returns its loss, one Adam optimiser with a
     cosine schedule over all steps, and the loss scaler; ``encoder`` is what gets saved."""
 
@@ -153,16 +153,9 @@ class PretrainMethod:
         model.to(device, memory_format=torch.channels_last)
         model.train()
 
-    def _parts(self) -> dict:
+    def parts(self) -> dict:
         return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler,
                 "scaler": self.scaler}
-
-    def state_dict(self) -> dict:
-        return {name: part.state_dict() for name, part in self._parts().items()}
-
-    def load_state_dict(self, state: Mapping) -> None:
-        for name, part in self._parts().items():
-            part.load_state_dict(state[name])
 
     def begin_epoch(self, epoch: int) -> str:
         return ""

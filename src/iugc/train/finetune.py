@@ -35,7 +35,7 @@ from ..models.discriminator import PatchGANDiscriminator
 from ..models.landmark_net import LandmarkNet, LandmarkNetSpec, build_landmark_model, load_encoder_state
 from ..seeding import seed_everything
 from .checkpoint import load_checkpoint, save_checkpoint
-from .loop import LoopSettings, best_epoch, fit
+from .loop import LoopSettings, StatefulParts, best_epoch, fit
 from .losses import (coordinate_loss, discriminator_loss, entropy_loss, generator_adversarial_loss,
                      heatmap_loss, total_loss)
 from .predict import MODEL_FILE, predict_dataset
@@ -83,7 +83,7 @@ def load_encoder_weights(model: LandmarkNet, path: str | Path) -> str | None:
     return None
 
 
-class FinetuneMethod:
+class FinetuneMethod(StatefulParts):
     """The generator (and the discriminator of an adversarial variant), their AdamW optimisers
     and cosine schedules, the loss scaler, and the step of Eq. 17.
 
@@ -116,18 +116,11 @@ class FinetuneMethod:
         self.codec = (HeatmapCodec(spec.image_size, config.heatmap_sigma, spec.soft_argmax_beta)
                       if spec.output == "heatmaps" else None)
 
-    def _parts(self) -> dict:
+    def parts(self) -> dict:
         parts = {"generator": self.generator, "g_optimizer": self.optimizer, "g_scheduler": self.scheduler,
                  "scaler": self.scaler, "discriminator": self.discriminator,
                  "d_optimizer": self.d_optimizer, "d_scheduler": self.d_scheduler}
         return {name: part for name, part in parts.items() if part is not None}
-
-    def state_dict(self) -> dict:
-        return {name: part.state_dict() for name, part in self._parts().items()}
-
-    def load_state_dict(self, state: Mapping) -> None:
-        for name, part in self._parts().items():
-            part.load_state_dict(state[name])
 
     def begin_epoch(self, epoch: int) -> str:
         self.generator.train()

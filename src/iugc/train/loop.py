@@ -21,6 +21,7 @@ import json
 import math
 import os
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,22 @@ DVCLIVE_DIR = "dvclive"
 
 # How a refused checkpoint names what differs (identity key -> words).
 _IDENTITY_WORDS = {"encoder_hash": "pretrained encoder weights"}
+
+
+class StatefulParts(ABC):
+    """A method's checkpointable state is the state of its named parts (networks, optimisers,
+    schedules, the loss scaler); a subclass names them in ``parts``."""
+
+    @abstractmethod
+    def parts(self) -> dict:
+        """Name -> part (anything with state_dict / load_state_dict)."""
+
+    def state_dict(self) -> dict:
+        return {name: part.state_dict() for name, part in self.parts().items()}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        for name, part in self.parts().items():
+            part.load_state_dict(state[name])
 
 
 class TrainingMethod(Protocol):
