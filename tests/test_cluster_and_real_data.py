@@ -8,6 +8,7 @@ be installed and started).
 """
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -105,7 +106,8 @@ def test_make_study_with_data_runs_on_real_frames(smoke_copy, psfhs_root, tmp_pa
     assert iugc("dvc-yaml", "--check", cwd=work).returncode == 0
     source = json.loads((work / "data" / "dataset" / "source.json").read_text())
     assert source["name"] == "A few PSFHS frames" and source["n_labeled"] == 70
-    assert "iugc study: A few PSFHS frames, preset 'smoke'" in (work / "reports" / "report.html").read_text()
+    page = html.unescape((work / "reports" / "report.html").read_text())
+    assert "iugc study: A few PSFHS frames, preset 'smoke'" in page
 
     # A tree with a problem is refused before anything runs, in one line.
     (labelled / chosen["Filename"].iloc[0]).write_bytes(b"not a png")
