@@ -14,7 +14,7 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 # Snakemake's jobs call `iugc`; put the venv first on PATH for them.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install data study _study test report lint clean-results
+.PHONY: install data study _study test bench lint clean-results
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ _study:
 # One thread per test worker: two workers on two cores beat oversubscribed torch thread pools.
 test: install
 	OMP_NUM_THREADS=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+# The benchmarks (training step against this machine's matmul rate, data pipeline, inference,
+# memory); STUDY=path also times `snakemake -n` and `dvc status` in that finished study.
+bench: install
+	$(BIN)/python benchmarks/run.py --json reports/bench.json $(if $(STUDY),--study $(STUDY))
 
 lint: install
 	$(BIN)/snakemake --lint
