@@ -231,6 +231,16 @@ def test_damaged_and_stale_results_are_found_and_rebuilt(finished_study, tmp_pat
     assert "obtain" in snakemake_plan(work)
 
 
+def test_results_do_not_name_the_folder_the_study_ran_in(finished_study):
+    """A result that embeds its checkout's path breaks the moment it is pulled elsewhere (the
+    pretraining pool would point at the old folder); logs may name it, results may not."""
+    here = str(finished_study.resolve()).encode()
+    named = [str(path.relative_to(finished_study)) for folder in ("data/dataset", "results", "reports")
+             for path in (finished_study / folder).rglob("*")
+             if path.is_file() and "logs" not in path.parts and here in path.read_bytes()]
+    assert named == []
+
+
 def test_a_team_shares_the_study_through_a_dvc_remote(finished_study, tmp_path):
     """dvc push from the study, dvc pull in a fresh clone: DVC and Snakemake both find it up to
     date (no --touch: the stamps prove the results current), and the report is the same bytes."""

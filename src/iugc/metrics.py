@@ -173,9 +173,10 @@ def summarize(pred, true, groups, radii=(5, 10, 20, 40), n_samples: int = 1000,
 
 def prediction_table(frames: pd.DataFrame, pred: np.ndarray, spread: np.ndarray | None = None) -> pd.DataFrame:
     """One row per frame: true and predicted points, radial errors, AoP and its error (with the
-    undefined predicted AoPs flagged), and each landmark's spread (its confidence) when given."""
+    undefined predicted AoPs flagged), and each landmark's spread (its confidence) when given.
+    Frames are named, not located: a result must not depend on where the study was checked out."""
     true = frames[[f"{n}_{a}" for n in LANDMARKS for a in "xy"]].to_numpy(float).reshape(-1, 3, 2)
-    table = frames[["filename", "image_path"]].copy()
+    table = frames[["filename"]].copy()
     if "group" in frames:
         table["group"] = frames["group"].to_numpy()
     for j, name in enumerate(LANDMARKS):

@@ -47,6 +47,13 @@ def write_dataset(out: str | Path, labels: pd.DataFrame, unlabeled: pd.DataFrame
     (out / SOURCE_JSON).write_text(json.dumps(record, indent=1) + "\n")
 
 
+def portable_path(path: str) -> str:
+    """A frame's path as a result stores it: relative to the study folder (the working directory
+    every stage runs in) when inside it, so results do not depend on where the study was checked
+    out or pulled; absolute otherwise (a data root outside the study, named by data.root)."""
+    return _relative_to(path, Path.cwd())
+
+
 def _relative_to(path: str, folder: Path) -> str:
     p = Path(path)
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data.manifest import SPLITS_CSV, labelled_subsets, read_dataset, write_dataset
+from ..data.manifest import SPLITS_CSV, labelled_subsets, portable_path, read_dataset, write_dataset
 from ..errors import UserError
 from .registry import stage
 from .views import filter_config, obtain_keys
@@ -146,6 +146,7 @@ def filter_planes(view, *, dataset, split, out):
     train = labelled_subsets(dataset, split)["train"]
     manifest, metrics = select_pretraining_pool(unlabeled, train, filter_config(view), seed=view["seed"])
     out = Path(out)
+    manifest["image_path"] = manifest["image_path"].map(portable_path)
     manifest.to_csv(out / "manifest.csv", index=False)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     manifest.loc[manifest["kept"], ["image_path"]].to_csv(out / POOL_CSV, index=False)

@@ -153,7 +153,8 @@ def figures(view, *, dataset, split, ablation, evaluations: list[str], finetuned
 
     summaries = [json.loads((Path(folder) / "summary.json").read_text()) for folder in finetuned]
     chosen, seed, _, _ = _chosen(view, finetuned)
-    table = study.tables[chosen][study.seeds.index(seed)]
+    table = study.tables[chosen][study.seeds.index(seed)].copy()
+    table["image_path"] = test.set_index("filename")["image_path"].loc[table["filename"]].to_numpy()
     n = view["report"]["figure_frames"]
     spread = table.groupby("group", sort=False).head(1)
     spread = spread.iloc[np.unique(np.linspace(0, len(spread) - 1, min(n, len(spread))).round().astype(int))]
