@@ -84,8 +84,10 @@ def build(folder: Path, *, data: Mapping, splits: pd.DataFrame, pool: Mapping, c
         "seeds": ", ".join(map(str, params["study"]["seeds"])),
         "commit": f"{git['commit']}" + (" (with uncommitted changes)" if git["dirty"] else " (clean)"),
         "params hash": provenance["params_hash"],
-        "wall time of the jobs": f"{provenance['total_stage_seconds'] / 60:.1f} min on {provenance['device']['cpu_count']} "
-                                 f"CPU(s){', ' + provenance['device']['gpu'] if provenance['device'].get('gpu') else ''}",
+        # The sum over jobs, not the elapsed time: jobs may have run side by side.
+        "compute time": f"{provenance['total_stage_seconds'] / 60:.1f} min, summed over the jobs (elapsed time is "
+                        f"less when jobs ran side by side); machine: {provenance['device']['cpu_count']} "
+                        f"CPU(s){', ' + provenance['device']['gpu'] if provenance['device'].get('gpu') else ''}",
     })
     if test is not None and test["acquisitions"] < FEW_ACQUISITIONS:
         study.text(f"The test split rests on {test['acquisitions']} acquisition(s) only (fewer than {FEW_ACQUISITIONS}): "
