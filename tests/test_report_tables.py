@@ -54,11 +54,15 @@ def test_table_follows_table2_and_states_what_it_rests_on():
     assert list(table["Output"])[-3:] == ["Coordinates", "Coordinates", "Heatmaps"]
     assert list(table["reference"]) == [False] * 7 + [True]
     assert (table["n_seeds"] == 3).all() and (table["n_groups"] == 8).all() and (table["n_frames"] == 40).all()
-    text = caption("phantom", "smoke", {"hrnet": "HRNet (x)"}, 3, 8, 40, 0.95, 0.05)
+    text = caption({"source": "phantom", "name": "the built-in phantom (synthetic frames)"}, "smoke",
+                   {"hrnet": "HRNet (x)"}, 3, 8, 40, 0.95, 0.05)
     md = render(table, "md", text)
     assert md.count("**") == 4 and md.count("<u>") == 2  # best and second of both metrics
     assert "phantom" in md and "'smoke'" in md and "NOT" in md and "3 seed(s)" in md and "8 acquisition(s)" in md
     assert "No predicted AoP was undefined" in md
+    # Real frames in IUGC layout are named as the obtain stage recorded them, whatever their layout.
+    named = caption({"source": "iugc2025", "name": "A few PSFHS frames"}, "quick", {}, 3, 16, 60, 0.95, 0.05)
+    assert named.startswith("Ablation on A few PSFHS frames (a tree in IUGC 2025 layout")
     tex = render(table, "tex", text)
     assert "\\textbf{" in tex and "\\underline{" in tex and tex.count("\\\\") >= 8
 

@@ -12,10 +12,11 @@ import yaml
 ENCODER_NAMES = {"hrnet": "HRNet", "resnet": "ResNet", "attention_unet": "Attention UNet",
                  "unet": "U-Net (reference)"}
 PRETRAIN_NAMES = {"none": "-", "moco": "MoCoV2", "mae": "Masked AE"}
+# What kind of data each source is, beside the name the obtain stage recorded for it.
 SOURCE_NOTES = {
-    "phantom": "the built-in phantom (synthetic frames), NOT the IUGC 2025 data",
-    "psfhs": "PSFHS frames converted to IUGC landmarks, NOT the IUGC 2025 test set",
-    "iugc2025": "an IUGC 2025 tree (held-out split of its labelled frames)",
+    "phantom": "synthetic frames, NOT the IUGC 2025 data",
+    "psfhs": "PSFHS frames, landmarks from its masks, NOT the IUGC 2025 test set",
+    "iugc2025": "a tree in IUGC 2025 layout, held-out split of its labelled frames",
 }
 
 
@@ -138,13 +139,13 @@ def published_markdown() -> str:
                      "frames, HRNet-W48 / ResNet-50, 400 epochs.", ["variant", "MRE (px)", "AoP MAE (deg)"], lines)
 
 
-def caption(source: str, preset: str, encoder_names: Mapping[str, str], n_seeds: int, n_groups: int,
+def caption(data: Mapping, preset: str, encoder_names: Mapping[str, str], n_seeds: int, n_groups: int,
             n_frames: int, confidence: float, alpha: float) -> str:
-    """The ablation's caption; ``source`` is the data source recorded by the obtain stage (what the
-    numbers were computed on), not a parameter that could have changed since."""
+    """The ablation's caption; ``data`` is the record of the obtain stage (what the numbers were
+    computed on: its name and source), not parameters that could have changed since."""
     encoders = ", ".join(f"{k} = {v}" for k, v in encoder_names.items())
-    return (f"Ablation on {SOURCE_NOTES[source]}; preset '{preset}' ({encoders}). MRE in pixels of "
-            f"the original images, AoP MAE in degrees, on our held-out split: mean ± sd over {n_seeds} "
+    return (f"Ablation on {data['name']} ({SOURCE_NOTES[data['source']]}); preset '{preset}' ({encoders}). "
+            f"MRE in pixels of the original images, AoP MAE in degrees, on our held-out split: mean ± sd over {n_seeds} "
             f"seed(s), {n_frames} test frames from {n_groups} acquisition(s); {confidence:.0%} intervals "
             "from a bootstrap over seeds and acquisitions. Bold: best, and better than the second by a "
             f"paired test at p < {alpha:g}; underlined: second, and better than the third. "

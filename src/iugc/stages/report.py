@@ -65,7 +65,7 @@ def ablation(view, *, dataset, split, evaluations: list[str], out):
     names = _encoder_names(view)
     table = tab.ablation_table(view["variants"], numbers, ranks, names)
     counts = dict(n_seeds=len(study.seeds), n_groups=study.n_groups, n_frames=len(study.frames))
-    text = tab.caption(source["source"], view["preset"], names, **counts, confidence=ev["confidence"],
+    text = tab.caption(source, view["preset"], names, **counts, confidence=ev["confidence"],
                        alpha=ev["alpha"])
     table.to_csv(out / "ablation.csv", index=False)
     (out / "ablation.md").write_text(tab.render(table, "md", text))
