@@ -93,7 +93,10 @@ stop() {
   pkill -x slurmd 2>/dev/null || true
   pkill -x slurmctld 2>/dev/null || true
   pkill -x munged 2>/dev/null || true
-  for _ in $(seq 1 20); do pgrep -x 'slurmctld|slurmd' >/dev/null || return 0; sleep 0.5; done
+  for _ in $(seq 1 20); do pgrep -x 'slurmctld|slurmd' >/dev/null || break; sleep 0.5; done
+  # Remove the configuration this script wrote: with it and no controller, every `scontrol` call
+  # waits ~9 s for an answer, and the Slurm executor plugin makes one each time Snakemake starts.
+  rm -f "$conf_dir/slurm.conf" "$conf_dir/gres.conf"
 }
 
 case "$action" in
