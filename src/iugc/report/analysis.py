@@ -1,6 +1,7 @@
 """The study's numbers from its per-frame tables: every variant over every seed, with intervals
-that resample seeds and acquisitions (``iugc.metrics``), the paper's claims tested as paired
-comparisons, and where the error is (per landmark, by AoP range).
+over seeds and acquisitions (``iugc.metrics``), the paper's claims tested as paired comparisons
+with one of five verdicts and the study that would settle each, and where the error is (per
+landmark, by AoP range).
 
 Every variant must have been evaluated on the same test frames with the same seeds: that is what
 makes the comparisons paired.
@@ -12,13 +13,21 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats as st
 
 from ..errors import UserError
 from ..geometry import LANDMARKS
-from ..metrics import Draws, group_codes, holm, interval, paired_difference, resampled_means
+from ..metrics import MeanEstimate, estimate_mean, group_codes, holm, paired_comparison
 
 METRICS = {"mre": "mre", "aop_mae": "aop_error"}  # metric -> per-frame column of a prediction table
 METRIC_NAMES = {"mre": "MRE (px)", "aop_mae": "AoP MAE (deg)"}
+# Per-frame columns that must be finite numbers: a NaN there is a failed run, never a mean.
+CHECKED_COLUMNS = ("mre", "aop_error", *(f"re_{name}" for name in LANDMARKS))
+VERDICTS = ("supported", "reversed at this scale", "absent at this scale", "underpowered", "inconclusive",
+            "not testable at this size")
+POWER = 0.8
+PLAN_SEEDS = (3, 5, 10, 20)  # seed counts the plan considers
+PLAN_MAX_ACQUISITIONS = 2000
 
 
 @dataclass
@@ -51,7 +60,13 @@ class Study:
                 table = runs[name][seed].set_index("filename")
                 if sorted(table.index) != sorted(frames):
                     raise UserError(f"{name} seed {seed} was evaluated on other test frames than {variants[0]}")
-                tables[name].append(table.loc[frames].reset_index())
+                table = table.loc[frames].reset_index()
+                for column in CHECKED_COLUMNS:
+                    bad = table.index[~np.isfinite(table[column].to_numpy(float))] if column in table else []
+                    if len(bad):
+                        raise UserError(f"{name} seed {seed}: {column} of frame {table['filename'][bad[0]]} is not a "
+                                        f"number ({len(bad)} frame(s)); the network's predictions failed there")
+                tables[name].append(table)
         return cls(variants, seeds, frames, group_codes(first["group"]), tables)
 
     @property
@@ -62,33 +77,36 @@ class Study:
         """(seeds x frames) of one per-frame column."""
         return np.stack([table[column].to_numpy(float) for table in self.tables[variant]])
 
-    def draws(self, n_samples: int, seed: int) -> Draws:
-        return Draws.make(len(self.seeds), self.n_groups, n_samples, seed)
+    def compare(self, better: str, worse: str, column: str, confidence: float) -> dict:
+        """Paired comparison ``better - worse`` of one per-frame column (same seeds, same frames)."""
+        return paired_comparison(self.matrix(better, column), self.matrix(worse, column), self.groups, confidence)
 
 
-def _summary(values: np.ndarray, groups: np.ndarray, draws: Draws, confidence: float) -> dict:
+def _summary(values: np.ndarray, groups: np.ndarray, confidence: float) -> dict:
     per_seed = values.mean(axis=1)
-    lo, hi = interval(resampled_means(values, groups, draws), confidence)
+    lo, hi = estimate_mean(values, groups).interval(confidence)
     return {"mean": float(values.mean()), "sd_seeds": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else 0.0,
             "lo": lo, "hi": hi}
 
 
-def variant_table(study: Study, draws: Draws, confidence: float, radii: Sequence[float],
+def variant_table(study: Study, confidence: float, radii: Sequence[float],
                   radii_mm: Sequence[float] = (), pixel_spacing_mm: float | None = None) -> pd.DataFrame:
-    """One row per variant: MRE and AoP MAE (mean over seeds and frames, sd over seeds,
-    interval), per-landmark radial errors with intervals, success rates (in px, and in mm when
-    the pixel spacing is known), undefined AoPs, and how many seeds, acquisitions and frames
-    every number rests on."""
+    """One row per variant: MRE and AoP MAE (frame-weighted mean over seeds and frames, sd over
+    seeds, interval; and, as a sensitivity check, the mean that counts each acquisition once),
+    per-landmark radial errors with intervals, success rates (in px, and in mm when the pixel
+    spacing is known), undefined AoPs (their count, their rate, and the AoP MAE over the frames
+    where it is defined), and how many seeds, acquisitions and frames every number rests on."""
     rows = []
     for name in study.variants:
         row = {"variant": name, "n_seeds": len(study.seeds), "n_groups": study.n_groups,
                "n_frames": len(study.frames)}
         for metric, column in METRICS.items():
-            for key, value in _summary(study.matrix(name, column), study.groups, draws, confidence).items():
+            values = study.matrix(name, column)
+            for key, value in _summary(values, study.groups, confidence).items():
                 row[f"{metric}_{key}"] = value
+            row[f"{metric}_acquisition_mean"] = estimate_mean(values, study.groups, weights="acquisitions").mean
         for landmark in LANDMARKS:
-            for key, value in _summary(study.matrix(name, f"re_{landmark}"), study.groups, draws,
-                                       confidence).items():
+            for key, value in _summary(study.matrix(name, f"re_{landmark}"), study.groups, confidence).items():
                 row[f"re_{landmark}_{key}"] = value
         errors = np.stack([study.matrix(name, f"re_{landmark}") for landmark in LANDMARKS])
         for radius in radii:
@@ -96,12 +114,16 @@ def variant_table(study: Study, draws: Draws, confidence: float, radii: Sequence
         if pixel_spacing_mm:
             for radius in radii_mm:
                 row[f"within_{radius:g}mm"] = float(np.mean(errors * pixel_spacing_mm <= radius))
-        row["aop_undefined"] = int(study.matrix(name, "aop_undefined").sum())
+        undefined = study.matrix(name, "aop_undefined").astype(bool)
+        row["aop_undefined"] = int(undefined.sum())
+        row["aop_failure_rate"] = float(undefined.mean())
+        errors = study.matrix(name, "aop_error")
+        row["aop_mae_defined"] = float(errors[~undefined].mean()) if (~undefined).any() else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def significant_ranks(study: Study, metric: str, draws: Draws, confidence: float, alpha: float,
+def significant_ranks(study: Study, metric: str, confidence: float, alpha: float,
                       among: Sequence[str] | None = None) -> dict[str, int]:
     """Emphasis that means something: 1 for the best variant (``among`` those named, default
     all) when it beats the second best significantly (paired test at ``alpha``), 2 for the
@@ -112,8 +134,7 @@ def significant_ranks(study: Study, metric: str, draws: Draws, confidence: float
     order = sorted(means, key=means.get)
     ranks = dict.fromkeys(study.variants, 0)
     for rank, (better, worse) in enumerate(zip(order[:2], order[1:3]), start=1):
-        test = paired_difference(study.matrix(better, column), study.matrix(worse, column), study.groups,
-                                 draws, confidence)
+        test = study.compare(better, worse, column, confidence)
         if test["p"] < alpha:
             ranks[better] = rank
         else:
@@ -121,38 +142,90 @@ def significant_ranks(study: Study, metric: str, draws: Draws, confidence: float
     return ranks
 
 
-def claims_table(study: Study, claims: Sequence[Mapping], published: Mapping, draws: Draws,
-                 confidence: float, alpha: float) -> pd.DataFrame:
+def plan(estimate: MeanEstimate, effect: float, alpha: float, power: float = POWER) -> dict:
+    """What it would take to find ``effect`` with ``power`` at ``alpha``, from the variance
+    components this comparison measured: the fewest acquisitions (like these) at each seed count
+    of ``PLAN_SEEDS``, and at this study's seed count. None where no such study up to
+    ``PLAN_MAX_ACQUISITIONS`` acquisitions would do."""
+    def fewest(seeds: int) -> int | None:
+        if estimate.n_seeds < 2 or not estimate.estimable or not np.isfinite(effect) or effect == 0:
+            return None
+        low, high = 2, PLAN_MAX_ACQUISITIONS
+        if estimate.planned(seeds, high).detectable(alpha, power) > abs(effect):
+            return None
+        while low < high:  # the detectable effect falls with more acquisitions
+            middle = (low + high) // 2
+            if estimate.planned(seeds, middle).detectable(alpha, power) <= abs(effect):
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
+    return {"acquisitions_needed": fewest(estimate.n_seeds),
+            **{f"acquisitions_needed_{seeds}_seeds": fewest(seeds) for seeds in PLAN_SEEDS}}
+
+
+def claims_table(study: Study, claims: Sequence[Mapping], published: Mapping, confidence: float, alpha: float,
+                 margins: Mapping[str, float], pixel_scale: float = 1.0) -> pd.DataFrame:
     """Each claim of the paper, per metric it is about: our paired difference better - worse
-    (negative = as the paper says), its interval, its p-value, the Holm-adjusted p-value over
-    all rows, a verdict, and the paper's own difference."""
-    rows = []
+    (negative = as the paper says), its unadjusted interval, its p-value and the Holm-adjusted one
+    over all rows, an equivalence test against ``margins`` (two one-sided tests, Holm-adjusted),
+    the minimal detectable effect at Holm's strictest level alpha/m and 80 % power, a one-sided
+    bound on any effect in the paper's direction, the paper's own difference (MRE rescaled by
+    ``pixel_scale`` to this study's pixels), the study that would detect it, and a verdict:
+
+    supported / reversed at this scale: Holm-adjusted p < alpha, in / against the paper's direction;
+    absent at this scale: the difference is within +-margin (equivalence, Holm-adjusted p < alpha);
+    underpowered: the minimal detectable effect exceeds the margin (the study could not see an
+    effect of that size); inconclusive: otherwise; not testable at this size: fewer than 2 seeds or
+    3 acquisitions."""
+    rows, estimates = [], []
     for claim in claims:
         better, worse = claim["better"], claim["worse"]
         if better not in study.variants or worse not in study.variants:
             continue  # a study without those variants cannot test the claim
         for metric in claim["metrics"]:
-            column = METRICS[metric]
-            test = paired_difference(study.matrix(better, column), study.matrix(worse, column),
-                                     study.groups, draws, confidence)
+            test = study.compare(better, worse, METRICS[metric], confidence)
             paper = published.get(better, {}).get(metric, np.nan) - published.get(worse, {}).get(metric, np.nan)
+            estimate = test["estimate"]
+            margin = float(margins[metric])
+            one_sided = st.t.isf(1 - confidence, estimate.df) * estimate.se if estimate.estimable else np.nan
             rows.append({"claim": claim["id"], "text": claim["text"], "better": better, "worse": worse,
                          "metric": metric, "difference": test["difference"], "lo": test["lo"],
-                         "hi": test["hi"], "p": test["p"], "paper_difference": paper,
-                         "n_seeds": len(study.seeds), "n_groups": study.n_groups,
+                         "hi": test["hi"], "p": test["p"],
+                         "p_equivalence": max(estimate.p_above(-margin), 1 - estimate.p_above(margin)),
+                         "margin": margin,
+                         "paper_direction_bound": one_sided - test["difference"],
+                         "paper_difference": paper,
+                         "paper_difference_here": paper * (pixel_scale if metric == "mre" else 1.0),
+                         "df": estimate.df, "n_seeds": len(study.seeds), "n_groups": study.n_groups,
                          "n_frames": len(study.frames)})
+            estimates.append(estimate)
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    table["p_holm"] = holm(table["p"])
-    table["verdict"] = [
-        "supported" if p < alpha and d < 0 else "reversed at this scale" if p < alpha and d > 0 else "not shown"
-        for p, d in zip(table["p_holm"], table["difference"])]
+    family = len(table)
+    table["p_holm"] = holm(table["p"].fillna(1.0))
+    table["p_equivalence_holm"] = holm(table["p_equivalence"].fillna(1.0))
+    table["mde"] = [e.detectable(alpha / family, POWER) for e in estimates]
+    plans = [plan(e, effect, alpha / family) for e, effect in zip(estimates, table["paper_difference_here"])]
+    table = pd.concat([table, pd.DataFrame(plans)], axis=1)
+    testable = len(study.seeds) >= 2 and study.n_groups >= 3
+    table["verdict"] = [verdict(r, alpha) if testable else "not testable at this size" for _, r in table.iterrows()]
     return table
 
 
-def reference_table(study: Study, method: str, references: Sequence[str], draws: Draws,
-                    confidence: float) -> pd.DataFrame:
+def verdict(row: Mapping, alpha: float) -> str:
+    if row["p_holm"] < alpha:
+        return "supported" if row["difference"] < 0 else "reversed at this scale"
+    if row["p_equivalence_holm"] < alpha:
+        return "absent at this scale"
+    if row["mde"] > row["margin"]:
+        return "underpowered"
+    return "inconclusive"
+
+
+def reference_table(study: Study, method: str, references: Sequence[str], confidence: float) -> pd.DataFrame:
     """The paper's full method against each reference row: paired difference method - reference
     (negative: the method is better), its interval and p-value, per metric."""
     rows = []
@@ -160,8 +233,8 @@ def reference_table(study: Study, method: str, references: Sequence[str], draws:
         if method not in study.variants or reference not in study.variants:
             continue
         for metric, column in METRICS.items():
-            test = paired_difference(study.matrix(method, column), study.matrix(reference, column),
-                                     study.groups, draws, confidence)
+            test = study.compare(method, reference, column, confidence)
+            test.pop("estimate")
             rows.append({"method": method, "reference": reference, "metric": metric, **test})
     return pd.DataFrame(rows)
 
@@ -190,17 +263,20 @@ def confidence_table(study: Study) -> pd.DataFrame:
 
 
 def by_aop_range(study: Study, edges: Sequence[float]) -> pd.DataFrame:
-    """MRE and AoP MAE (mean over seeds) per range of the true AoP, per variant, with the
-    number of frames in each range."""
+    """MRE and AoP MAE (mean over seeds) per range of the true AoP, per variant, with the number
+    of frames and of acquisitions in each range. Ranges are [low, high), the last one closed, so
+    an AoP on the last edge (180) is counted."""
     truth = study.tables[study.variants[0]][0]["aop"].to_numpy(float)
-    bins = pd.cut(truth, list(edges), right=False)
+    edges = list(edges)
+    index = np.searchsorted(edges, truth, side="right") - 1
+    index[truth == edges[-1]] = len(edges) - 2
     rows = []
     for name in study.variants:
         mre, aop = study.matrix(name, "mre").mean(axis=0), study.matrix(name, "aop_error").mean(axis=0)
-        for label in bins.categories:
-            inside = np.asarray(bins == label)
-            rows.append({"variant": name, "aop_range": f"{label.left:g}-{label.right:g}",
-                         "n_frames": int(inside.sum()),
+        for k, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
+            inside = index == k
+            rows.append({"variant": name, "aop_range": f"{low:g}-{high:g}", "n_frames": int(inside.sum()),
+                         "n_groups": int(len(np.unique(study.groups[inside]))),
                          "mre": float(mre[inside].mean()) if inside.any() else np.nan,
                          "aop_mae": float(aop[inside].mean()) if inside.any() else np.nan})
     return pd.DataFrame(rows)

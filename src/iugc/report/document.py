@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .analysis import VERDICTS
 from .html import Section, document
 
 FEW_ACQUISITIONS = 10  # a test split resting on fewer is flagged: its intervals are wide for a reason
@@ -35,10 +36,9 @@ def summary_paragraph(data: Mapping, ablation: pd.DataFrame, claims: pd.DataFram
         parts.append(f"The lowest mean MRE among the paper's rows was {best['variant']}'s, {best['mre_mean']:.2f} px.")
     if len(claims):
         verdicts = claims["verdict"].value_counts()
-        parts.append(
-            f"Of the paper's {len(claims)} claim tests (claim x metric), {verdicts.get('supported', 0)} were supported, "
-            f"{verdicts.get('reversed at this scale', 0)} reversed and {verdicts.get('not shown', 0)} not shown "
-            "at this scale (Holm-adjusted paired tests).")
+        counted = ", ".join(f"{verdicts[v]} {v}" for v in VERDICTS if verdicts.get(v, 0))
+        parts.append(f"Of the paper's {len(claims)} claim tests (claim x metric): {counted} "
+                     "(Holm-adjusted paired tests; see the claims table for what each verdict means).")
     for _, r in reference[reference["metric"] == "mre"].iterrows():
         if r["lo"] > 0:
             word = "worse than"
@@ -100,10 +100,14 @@ def build(folder: Path, *, data: Mapping, splits: pd.DataFrame, pool: Mapping, c
     claims_section = Section("Claims of the paper")
     claims_section.text(_first_line(folder / "claims.md"), css="small")
     if len(claims):
-        shown = claims[["text", "better", "worse", "metric", "difference", "lo", "hi", "p_holm", "paper_difference",
-                        "verdict"]].rename(columns={"text": "claim (Sec. 4)", "difference": "ours: better - worse",
-                                                    "lo": "CI low", "hi": "CI high", "p_holm": "p (Holm)",
-                                                    "paper_difference": "paper"})
+        shown = claims[["text", "better", "worse", "metric", "difference", "lo", "hi", "p_holm",
+                        "paper_direction_bound", "mde", "paper_difference_here", "acquisitions_needed_3_seeds",
+                        "acquisitions_needed_5_seeds", "acquisitions_needed_10_seeds", "verdict"]].rename(columns={
+            "text": "claim (Sec. 4)", "difference": "ours: better - worse", "lo": "CI low (unadj.)",
+            "hi": "CI high (unadj.)", "p_holm": "p (Holm)", "paper_direction_bound": "paper-direction effect below",
+            "mde": "detectable (80 %)", "paper_difference_here": "paper, our px",
+            "acquisitions_needed_3_seeds": "acq. needed, 3 seeds", "acquisitions_needed_5_seeds": "5 seeds",
+            "acquisitions_needed_10_seeds": "10 seeds"})
         claims_section.table(shown)
     sections.append(claims_section)
 
@@ -119,6 +123,18 @@ def build(folder: Path, *, data: Mapping, splits: pd.DataFrame, pool: Mapping, c
                 cells[(i, label)] = "b" if rank == 1 else "u"
     shown["undefined AoP"] = ablation["aop_undefined"]
     table.table(shown, bold=cells)
+    sensitivity = pd.DataFrame({
+        "variant": ablation["variant"],
+        "MRE, frame-weighted": ablation["mre_mean"].round(2),
+        "MRE, acquisition-weighted": ablation["mre_acquisition_mean"].round(2),
+        "AoP MAE, frame-weighted": ablation["aop_mae_mean"].round(2),
+        "AoP MAE, acquisition-weighted": ablation["aop_mae_acquisition_mean"].round(2),
+        "AoP MAE, defined frames": ablation["aop_mae_defined"].round(2),
+        "AoP failure rate": ablation["aop_failure_rate"].round(4)})
+    table.table(sensitivity, caption=(
+        "Sensitivity: the headline means count every frame once (the paper's Eq. 19-20); counting every "
+        "acquisition once instead shows whether a few long acquisitions drive them. AoP MAE over the frames "
+        "whose predicted AoP is defined, and the share where it is not (counted at the worst error above)."))
     if len(reference):
         table.text(_first_line(folder / "reference.md"), css="small")
         table.table(reference.rename(columns={"difference": "method - reference", "lo": "CI low", "hi": "CI high"}))
@@ -132,7 +148,9 @@ def build(folder: Path, *, data: Mapping, splits: pd.DataFrame, pool: Mapping, c
     if not any(c.endswith("mm") for c in per_landmark.columns):
         where.text("Success rates in mm are not given: the pixel spacing of these frames is not known "
                    "(set data.pixel_spacing_mm when it is).", css="small")
-    where.table(pd.read_csv(folder / "by_aop_range.csv"), caption="MRE (px) and AoP MAE (deg) by range of the true AoP.")
+    where.table(pd.read_csv(folder / "by_aop_range.csv"), caption=(
+        "MRE (px) and AoP MAE (deg) by range of the true AoP ([low, high), the last range closed), with the "
+        "frames and acquisitions each rests on."))
     where.table(pd.read_csv(folder / "confidence.csv"), caption=(
         "Does the confidence mean anything? Rank correlation (Spearman) between a landmark's spread (the standard "
         "deviation of the distribution its heatmap's soft-argmax reads, which `iugc predict` reports) and its radial "

@@ -4,14 +4,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from ..data.manifest import labelled_subsets
+from ..errors import UserError
 from .registry import stage
 
 PREDICTIONS_CSV = "predictions.csv"
 METRICS_JSON = "metrics.json"
 
 
-@stage("evaluate", reads=["evaluate", "seed", "compute"], wildcards=("variant", "seed"),
+@stage("evaluate", reads=["evaluate.confidence", "evaluate.success_radii", "compute"], wildcards=("variant", "seed"),
        inputs=("dataset", "split", "model"))
 def evaluate(view, *, variant, seed, dataset, split, model, out):
     """Predict the held-out test split and score it (MRE, per landmark, AoP MAE, intervals over
@@ -24,11 +27,15 @@ def evaluate(view, *, variant, seed, dataset, split, model, out):
     test = labelled_subsets(dataset, split)["test"]
     trained = load_trained_model(Path(model) / MODEL_FILE, variant=variant, device=view["compute"]["device"])
     pred, spread = trained.predict(test, with_spread=True)
+    failed = np.flatnonzero(~np.isfinite(pred).all(axis=(1, 2)))
+    if len(failed):  # a NaN error would poison every mean and test built on it
+        raise UserError(f"{variant} seed {seed}: the network predicted no finite point for frame "
+                        f"{test['filename'].iloc[failed[0]]} ({len(failed)} of {len(test)} test frames); "
+                        f"the model in {model} is broken (retrain it)")
     table = prediction_table(test, pred, spread)
     true = table[[f"{n}_{a}" for n in LANDMARKS for a in "xy"]].to_numpy(float).reshape(-1, 3, 2)
     ev = view["evaluate"]
-    metrics = summarize(pred, true, test["group"], radii=ev["success_radii"],
-                        n_samples=ev["bootstrap_samples"], confidence=ev["confidence"], seed=view["seed"])
+    metrics = summarize(pred, true, test["group"], radii=ev["success_radii"], confidence=ev["confidence"])
     metrics.update(variant=variant, seed=int(seed))
     table.to_csv(Path(out) / PREDICTIONS_CSV, index=False)
     (Path(out) / METRICS_JSON).write_text(json.dumps(metrics, indent=1) + "\n")
