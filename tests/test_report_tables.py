@@ -137,3 +137,19 @@ def test_published_numbers_come_from_the_data_file():
     published = published_table2()
     assert published["v2_moco_cbam_adv"] == {"mre": 25.66, "aop_mae": 8.54}
     assert {c["id"] for c in published_claims()} >= {"adversarial", "cbam", "hrnet_over_resnet"}
+
+
+def test_plan_study_reads_a_finished_claims_table(tmp_path, capsys):
+    from iugc.cli import main
+
+    offsets = {name: 0.0 for name in VARIANTS}
+    s = study(offsets, noise=2.0)
+    claims = analysis.claims_table(s, published_claims(), published_table2(), 0.95, 0.05, MARGINS)
+    claims.to_csv(tmp_path / "claims.csv", index=False)
+    plan = analysis.plan_from_claims(pd.read_csv(tmp_path / "claims.csv"), [3, 10])
+    # the same plan as the table's own, and more seeds never need more acquisitions
+    assert list(plan["3 seeds"].fillna(-1)) == list(claims["acquisitions_needed_3_seeds"].fillna(-1))
+    assert (plan["10 seeds"].fillna(1e9) <= plan["3 seeds"].fillna(1e9)).all()
+    assert main(["plan-study", "--claims", str(tmp_path / "claims.csv"), "--seeds", "3", "10"]) == 0
+    assert "acq. for 10 seeds" in capsys.readouterr().out
+    assert main(["plan-study", "--claims", str(tmp_path / "missing.csv")]) == 2

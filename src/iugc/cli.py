@@ -124,6 +124,22 @@ def _cmd_export_submission(args) -> int:
     return 0
 
 
+def _cmd_plan_study(args) -> int:
+    import pandas as pd
+
+    from .report.analysis import plan_from_claims
+    from .report.tables import render_plan
+
+    path = Path(args.claims)
+    if not path.is_file():
+        raise UserError(f"{path}: no claims table here; run the study first (its ablation stage writes it)")
+    claims = pd.read_csv(path)
+    if claims.empty or "seed_var" not in claims:
+        raise UserError(f"{path}: holds no claims with variance components (a study of this version writes them)")
+    print(render_plan(plan_from_claims(claims, args.seeds, args.power), args.power), end="")
+    return 0
+
+
 def _cmd_stage(args) -> int:
     from .stages.runner import main as run_stage
 
@@ -188,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="a results/finetune/<variant>/seed<s> folder")
     p.add_argument("dst")
     p.set_defaults(func=_cmd_export_submission)
+
+    p = sub.add_parser("plan-study", help="seeds and test acquisitions that would settle each claim, from a "
+                                          "finished study's variance components")
+    p.add_argument("--claims", default="results/ablation/claims.csv",
+                   help="the claims table of a finished study (default: %(default)s)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[3, 5, 10, 20],
+                   help="seed counts to plan for (default: %(default)s)")
+    p.add_argument("--power", type=float, default=0.8, help="power to detect the paper's difference "
+                                                             "(default: %(default)s)")
+    p.set_defaults(func=_cmd_plan_study)
 
     p = sub.add_parser("stage", help="run one job of the study (what the workflow's rules call)",
                        add_help=False)

@@ -28,6 +28,9 @@ VERDICTS = ("supported", "reversed at this scale", "absent at this scale", "unde
 POWER = 0.8
 PLAN_SEEDS = (3, 5, 10, 20)  # seed counts the plan considers
 PLAN_MAX_ACQUISITIONS = 2000
+# What the claims table records of each comparison's analysis, so that a plan can be made from it later.
+COMPONENTS = ("seed_var", "seed_df", "acquisition_var", "acquisition_df", "interaction", "sum_w2", "n_seeds",
+              "n_groups", "n_frames")
 
 
 @dataclass
@@ -144,25 +147,45 @@ def significant_ranks(study: Study, metric: str, confidence: float, alpha: float
 
 def plan(estimate: MeanEstimate, effect: float, alpha: float, power: float = POWER) -> dict:
     """What it would take to find ``effect`` with ``power`` at ``alpha``, from the variance
-    components this comparison measured: the fewest acquisitions (like these) at each seed count
-    of ``PLAN_SEEDS``, and at this study's seed count. None where no such study up to
-    ``PLAN_MAX_ACQUISITIONS`` acquisitions would do."""
-    def fewest(seeds: int) -> int | None:
-        if estimate.n_seeds < 2 or not estimate.estimable or not np.isfinite(effect) or effect == 0:
-            return None
-        low, high = 2, PLAN_MAX_ACQUISITIONS
-        if estimate.planned(seeds, high).detectable(alpha, power) > abs(effect):
-            return None
-        while low < high:  # the detectable effect falls with more acquisitions
-            middle = (low + high) // 2
-            if estimate.planned(seeds, middle).detectable(alpha, power) <= abs(effect):
-                high = middle
-            else:
-                low = middle + 1
-        return low
+    components this comparison measured: the fewest test acquisitions at this study's seed count
+    and at each of ``PLAN_SEEDS``."""
+    return {"acquisitions_needed": plan_one(estimate, effect, alpha, estimate.n_seeds, power),
+            **{f"acquisitions_needed_{n}_seeds": plan_one(estimate, effect, alpha, n, power) for n in PLAN_SEEDS}}
 
-    return {"acquisitions_needed": fewest(estimate.n_seeds),
-            **{f"acquisitions_needed_{seeds}_seeds": fewest(seeds) for seeds in PLAN_SEEDS}}
+
+def plan_from_claims(claims: pd.DataFrame, seeds: Sequence[int], power: float = POWER) -> pd.DataFrame:
+    """The plan of ``plan`` for other seed counts and power, from a finished study's claims table
+    (its recorded variance components): per claim and metric, the fewest test acquisitions like
+    the study's that would detect the paper's difference (in this study's pixels) at Holm's
+    strictest level."""
+    rows = []
+    for _, r in claims.iterrows():
+        estimate = MeanEstimate(mean=r["difference"], **{key: r[key] for key in COMPONENTS})
+        row = {"claim": r["claim"], "metric": r["metric"], "paper_difference_here": r["paper_difference_here"],
+               "verdict": r["verdict"]}
+        for n_seeds in seeds:
+            row[f"{n_seeds} seeds"] = plan_one(estimate, r["paper_difference_here"], r["alpha"] / r["family"],
+                                               n_seeds, power)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plan_one(estimate: MeanEstimate, effect: float, alpha: float, n_seeds: int, power: float = POWER) -> int | None:
+    """The fewest acquisitions (like these) with which ``n_seeds`` seeds detect ``effect`` with
+    ``power`` at ``alpha``; None where the seeds alone make it impossible (up to
+    ``PLAN_MAX_ACQUISITIONS``) or the components are unknown (fewer than 2 seeds measured)."""
+    if estimate.n_seeds < 2 or not estimate.estimable or not np.isfinite(effect) or effect == 0:
+        return None
+    low, high = 2, PLAN_MAX_ACQUISITIONS
+    if estimate.planned(n_seeds, high).detectable(alpha, power) > abs(effect):
+        return None
+    while low < high:  # the detectable effect falls with more acquisitions
+        middle = (low + high) // 2
+        if estimate.planned(n_seeds, middle).detectable(alpha, power) <= abs(effect):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def claims_table(study: Study, claims: Sequence[Mapping], published: Mapping, confidence: float, alpha: float,
@@ -198,13 +221,13 @@ def claims_table(study: Study, claims: Sequence[Mapping], published: Mapping, co
                          "paper_direction_bound": one_sided - test["difference"],
                          "paper_difference": paper,
                          "paper_difference_here": paper * (pixel_scale if metric == "mre" else 1.0),
-                         "df": estimate.df, "n_seeds": len(study.seeds), "n_groups": study.n_groups,
-                         "n_frames": len(study.frames)})
+                         "df": estimate.df, **{key: getattr(estimate, key) for key in COMPONENTS}})
             estimates.append(estimate)
     table = pd.DataFrame(rows)
     if table.empty:
         return table
     family = len(table)
+    table["alpha"], table["family"] = alpha, family
     table["p_holm"] = holm(table["p"].fillna(1.0))
     table["p_equivalence_holm"] = holm(table["p_equivalence"].fillna(1.0))
     table["mde"] = [e.detectable(alpha / family, POWER) for e in estimates]

@@ -139,6 +139,17 @@ def render_claims(claims: pd.DataFrame, kind: str, caption: str) -> str:
     return _latex(caption, header, lines, "lllrrrrrrrl")
 
 
+def render_plan(plan: pd.DataFrame, power: float) -> str:
+    """Markdown of ``analysis.plan_from_claims``: test acquisitions needed per seed count."""
+    seeds = [c for c in plan.columns if c.endswith(" seeds")]
+    header = ["Claim", "Metric", "Paper, our px", "Verdict now", *[f"acq. for {c}" for c in seeds]]
+    lines = [[r["claim"], r["metric"].replace("_", " "), f"{r['paper_difference_here']:+.2f}", r["verdict"],
+              *[_count(r[c]) for c in seeds]] for _, r in plan.iterrows()]
+    return _markdown(f"Test acquisitions (like this study's) needed to detect the paper's difference with "
+                     f"{power:.0%} power at Holm's strictest level ('-': not reachable with that many seeds, "
+                     "up to 2000 acquisitions).", header, lines)
+
+
 def render_reference(table: pd.DataFrame, kind: str, caption: str) -> str:
     _, _, dash, _, _ = _style(kind)
     header = ["Method", "Reference", "Metric", "Method - reference", "95% CI", "p"]
