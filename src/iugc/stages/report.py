@@ -217,25 +217,42 @@ def _chosen(view, finetuned: list[str]):
     return chosen_on_validation(pd.DataFrame(rows), paper_rows) + (pd.DataFrame(rows),)
 
 
-@stage("export", reads=["variants"], inputs=("finetuned",))
-def export_model(view, *, finetuned: list[str], out):
+@stage("export", reads=["variants"], inputs=("finetuned", "calibrations"))
+def export_model(view, *, finetuned: list[str], calibrations: list[str], out):
     """The study ends with a usable model: the paper variant with the best validation MRE (never
-    chosen on the test split) as TorchScript, ONNX and a challenge submission."""
+    chosen on the test split) as a model folder (model.pt and its calibration.json, what
+    `iugc predict --model reports/model` reads), TorchScript, ONNX and a challenge submission
+    carrying the same calibration."""
+    from ..conformal import CALIBRATION_FILE
     from ..export import export_onnx, export_submission, export_torchscript
-    from ..inference import load_trained_model
+    from ..inference import load_calibration, load_trained_model
     from ..train.predict import MODEL_FILE
 
     variant, seed, means, table = _chosen(view, finetuned)
     folder = Path(table[(table["variant"] == variant) & (table["seed"] == seed)]["folder"].iloc[0])
+    calibration = _calibration_of(calibrations, variant, seed)
     out = Path(out)
-    trained = load_trained_model(folder / MODEL_FILE, device="cpu")
+    shutil.copyfile(folder / MODEL_FILE, out / MODEL_FILE)
+    shutil.copyfile(calibration, out / CALIBRATION_FILE)
+    load_calibration(out / MODEL_FILE)  # refuses a calibration of other weights
+    trained = load_trained_model(out / MODEL_FILE, device="cpu")
     export_torchscript(trained, out / "landmarks.ts")
     export_onnx(trained, out / "landmarks.onnx")
-    export_submission(folder, out / "submission", description=f"seed {seed}, chosen by validation MRE")
+    export_submission(out, out / "submission", description=f"seed {seed}, chosen by validation MRE")
     (out / "chosen.json").write_text(json.dumps({
-        "variant": variant, "seed": seed, "model": str(folder),
+        "variant": variant, "seed": seed, "model": str(folder), "calibration": str(calibration.parent),
         "why": "lowest validation MRE (mean over seeds) among the paper's variants; then its seed with the lowest",
         "validation_mre": {name: float(value) for name, value in means.items()}}, indent=1) + "\n")
+
+
+def _calibration_of(calibrations: list[str], variant: str, seed: int) -> Path:
+    from ..conformal import CALIBRATION_FILE
+
+    for path in (Path(folder) / CALIBRATION_FILE for folder in calibrations):
+        record = json.loads(path.read_text())
+        if (record["variant"], record["seed"]) == (variant, seed):
+            return path
+    raise UserError(f"no calibration of {variant} seed {seed} among the calibrate stage's results")
 
 
 def _mean_over_seeds(tables: list[pd.DataFrame]) -> pd.DataFrame:
