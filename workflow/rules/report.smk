@@ -85,6 +85,8 @@ rule report:
         "reports/per_landmark.csv",
         "reports/by_aop_range.csv",
         "reports/confidence.csv",
+        "reports/coverage.csv",
+        "reports/flagging.csv",
         "reports/metrics.json",
         directory("reports/figures"),
         "reports/provenance.json",
