@@ -34,11 +34,10 @@ acquisitions. It is meant for a new frame from a new acquisition exchangeable wi
 calibration acquisitions: the same scanner, settings and population, not another hospital.
 
 AoP intervals are conformal on the AoP error itself (``|AoP_pred - AoP_true|``, plain), not
-propagated from the three radii: the three discs hold their points together only with
-probability >= 1 - 3 (1 - coverage) (union bound), so a propagated interval would not have the
-stated coverage, and where all three hold, the worst angle over the discs is far wider than the
-error the angle actually makes (errors of the points partly cancel in the angle). Calibrating
-the quantity the clinician reads gives the stated coverage for it directly.
+propagated from the three radii: the worst angle over the three discs holds the true AoP whenever
+all three discs hold their points, which the union bound only puts at >= 1 - 3 (1 - coverage);
+a propagated interval's coverage would be bounded, not calibrated. Calibrating the quantity the
+clinician reads gives the stated coverage for it directly.
 """
 from __future__ import annotations
 
