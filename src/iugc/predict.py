@@ -167,8 +167,8 @@ def draw_overlay(frame: Frame, aop: float, path: Path, coverage: float | None = 
         if frame.radius is not None and np.isfinite(frame.radius[j]):
             cv2.circle(image, point, int(round(frame.radius[j])), OVERLAY_COLORS[name], 1, cv2.LINE_AA)
     if frame.radius is not None:
-        lines = [f"AoP {aop:.1f} deg, {coverage:.0%} interval {frame.aop_range[0]:.1f}-{frame.aop_range[1]:.1f}",
-                 f"{coverage:.0%} radius px: " + ", ".join(f"{n.upper()} {r:.1f}" for n, r in zip(LANDMARKS, frame.radius))]
+        lines = [f"AoP {aop:.1f} deg ({coverage:.0%}: {frame.aop_range[0]:.1f}-{frame.aop_range[1]:.1f})",
+                 f"{coverage:.0%} radii px: " + " ".join(f"{r:.1f}" for r in frame.radius)]
     else:
         spread = ", ".join(f"{n.upper()} {s:.1f}" for n, s in zip(LANDMARKS, frame.spread) if not np.isnan(s))
         lines = [f"AoP {aop:.1f} deg", f"spread px: {spread}" if spread else "no confidence (coordinate head)"]
