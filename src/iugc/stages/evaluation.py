@@ -41,7 +41,8 @@ def calibrate(view, *, variant, seed, dataset, split, model, out):
                      model_sha256=file_sha256(model_file))
 
 
-@stage("evaluate", reads=["evaluate", "seed", "compute"], wildcards=("variant", "seed"),
+@stage("evaluate", reads=["evaluate.bootstrap_samples", "evaluate.confidence", "evaluate.success_radii", "seed",
+                          "compute"], wildcards=("variant", "seed"),
        inputs=("dataset", "split", "model", "calibration"))
 def evaluate(view, *, variant, seed, dataset, split, model, calibration, out):
     """Predict the held-out test split and score it (MRE, per landmark, AoP MAE, intervals over
