@@ -23,8 +23,11 @@ def _true_points(frames) -> np.ndarray:
 @stage("calibrate", reads=["evaluate.coverage", "compute"], wildcards=("variant", "seed"),
        inputs=("dataset", "split", "model"))
 def calibrate(view, *, variant, seed, dataset, split, model, out):
-    """Per-landmark radii and the AoP interval at ``evaluate.coverage``, split-conformal on the
-    validation split (whole acquisitions, never the test split; ``conformal.py``)."""
+    """Calibrate the model's radii and AoP interval on the validation split (split-conformal).
+
+    Per landmark a radius, and for the AoP an interval, holding the truth with probability
+    ``evaluate.coverage``, from whole acquisitions of the validation split, never the test
+    split (``conformal.py``)."""
     from ..conformal import CALIBRATION_FILE
     from ..conformal import calibrate as conformal_calibration
     from ..inference import load_trained_model
