@@ -119,3 +119,23 @@ def test_flagging_counts_precision_and_recall_of_frames_that_are_off():
     low, high = flagging(radius, error, [10, 50], error_above=20)
     assert (low["n_flagged"], low["precision"], low["recall"]) == (2, 0.5, 0.5)
     assert high["n_flagged"] == 0 and math.isnan(high["precision"]) and high["recall"] == 0.0
+
+
+def test_the_evaluate_stage_reports_coverage_per_landmark_and_aop_beside_the_target():
+    import pandas as pd
+
+    from iugc.stages.evaluation import coverage_summary
+
+    rng = np.random.default_rng(8)
+    pred, true, spread = _frames(rng, 200)
+    cal = calibrate(pred, true, spread, np.arange(200), 0.9)
+    test_pred, test_true, test_spread = _frames(rng, 400)
+    table = pd.DataFrame(coverage_columns(test_pred, test_true, test_spread, cal))
+    table["group"] = np.arange(400) // 10
+    summary = coverage_summary(table, cal, {"bootstrap_samples": 200, "confidence": 0.95}, seed=0)
+    assert summary["target"] == 0.9 and summary["calibration_acquisitions"] == 200
+    for key in ("ps1", "ps2", "fh1", "aop"):
+        lo, hi = summary[key]["coverage_ci"]
+        assert lo <= summary[key]["coverage"] <= hi and abs(summary[key]["coverage"] - 0.9) < 0.06
+    assert summary["ps1"]["scaled"] and summary["ps1"]["mean_radius"] == pytest.approx(table["radius_ps1"].mean())
+    assert summary["aop"]["mean_width"] <= 2 * cal.aop_half_width
