@@ -14,6 +14,7 @@ def test_the_finite_sample_level_is_ceil_n_plus_one_times_coverage_over_n():
     assert conformal_level(19, 0.9) == pytest.approx(18 / 19)
     assert conformal_level(9, 0.9) == 1.0
     assert conformal_level(8, 0.9) > 1.0
+    assert conformal_level(24, 0.28) == 7 / 24  # 25 * 0.28 is 7.000000000000001 in floating point
     # 19 scores 1..19 in any order: the 18th smallest; with 8 no finite radius has the coverage.
     scores = np.random.default_rng(0).permutation(np.arange(1.0, 20.0))
     assert conformal_quantile(scores, 0.9) == 18.0

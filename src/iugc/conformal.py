@@ -61,8 +61,8 @@ def conformal_level(n_units: int, coverage: float) -> float:
         raise ValueError("conformal calibration needs at least one score")
     if not 0.0 < coverage < 1.0:
         raise ValueError(f"coverage must lie strictly between 0 and 1, got {coverage}")
-    # The small tolerance keeps (n + 1) * coverage that is an integer in exact arithmetic (e.g.
-    # 19 * 0.9 written as 17.100000000000001) from rounding one step up.
+    # The small tolerance keeps (n + 1) * coverage that is an integer in exact arithmetic but a
+    # hair above it in floating point (25 * 0.28 gives 7.000000000000001) from rounding one step up.
     return math.ceil((n_units + 1) * coverage - 1e-9) / n_units
 
 
