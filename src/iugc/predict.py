@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data.images import ImageError, is_image_name, read_grey
 from .conformal import Calibration
+from .data.images import ImageError, is_image_name, read_grey
 from .errors import UserError
 from .geometry import LANDMARKS, aop_from_landmarks
 from .inference import TrainedModel, load_calibration, load_trained_model
