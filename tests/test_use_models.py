@@ -41,7 +41,7 @@ def calibrated(folder, psfhs_root):
     frames = load_labels(psfhs_root).sort_values("filename").iloc[60:80].reset_index(drop=True)
     pred, spread = load_trained_model(folder / "model.pt", device="cpu").predict(frames, with_spread=True)
     true = frames[[f"{n}_{a}" for n in ("ps1", "ps2", "fh1") for a in "xy"]].to_numpy(float).reshape(-1, 3, 2)
-    calibrate(pred, true, spread, np.arange(len(frames)), 0.9).save(
+    calibrate(pred, true, spread, np.arange(len(frames)), 0.9, seed=0).save(
         folder / "calibration.json", model_sha256=file_sha256(folder / "model.pt"))
     return folder
 

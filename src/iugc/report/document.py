@@ -196,7 +196,7 @@ def confidence_section(coverage: pd.DataFrame, flagging: pd.DataFrame, ev: Mappi
     shown["AoP mean width (deg)"] = coverage["mean_aop_width"].round(2)
     section.table(shown, caption=(
         f"Coverage achieved on the test split by the radii and AoP intervals calibrated on the validation split "
-        f"(split-conformal at {ev['coverage']:.0%}, quantile over acquisitions): the share of test frames whose true "
+        f"(split-conformal at {ev['coverage']:.0%}, one frame per acquisition): the share of test frames whose true "
         f"point lies within its landmark's radius, and whose true AoP lies within its interval, with "
         f"{ev['confidence']:.0%} intervals over seeds and acquisitions (per seed: over acquisitions); seed 'all' pools "
         "the seeds. The mean radius and width say how informative the confidence is. An infinite radius means the "

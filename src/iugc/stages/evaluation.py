@@ -38,7 +38,9 @@ def calibrate(view, *, variant, seed, dataset, split, model, out):
     model_file = Path(model) / MODEL_FILE
     trained = load_trained_model(model_file, variant=variant, device=view["compute"]["device"])
     pred, spread = trained.predict(val, with_spread=True)
-    calibration = conformal_calibration(pred, _true_points(val), spread, val["group"], view["evaluate"]["coverage"])
+    # One frame per acquisition is drawn with the job's seed (conformal.py: why).
+    calibration = conformal_calibration(pred, _true_points(val), spread, val["group"], view["evaluate"]["coverage"],
+                                        seed=int(seed))
     # The digest ties the calibration to the weights it holds for: prediction refuses another model.
     calibration.save(Path(out) / CALIBRATION_FILE, variant=variant, seed=int(seed), split="val",
                      model_sha256=file_sha256(model_file))
