@@ -29,10 +29,10 @@ acquisitions are, and the finite-sample guarantee holds exactly with n = G ("sub
 in Dunn, Wasserman and Ramdas's treatment of two-level data, JASA 2022). Pooling every frame
 with each acquisition weighing 1 / G keeps more data but has no such guarantee, and where frames
 of one acquisition differ it over-covers at these G (about 0.97 against 0.93 in a simulation
-of 12 acquisitions of 3 frames, log-normal errors varying by a factor ~1.3-1.8 within one); counting frames as units under-covers new
-acquisitions (tests/test_conformal.py). The guarantee is for a new frame from a new acquisition
-exchangeable with the calibration acquisitions: the same scanner, settings and population, not
-another hospital.
+of 12 acquisitions of 3 frames, log-normal errors varying by a factor ~1.3-1.8 within one);
+counting frames as units under-covers new acquisitions (tests/test_conformal.py). The guarantee
+is for a new frame from a new acquisition exchangeable with the calibration acquisitions: the
+same scanner, settings and population, not another hospital.
 
 AoP intervals are conformal on the AoP error itself (``|AoP_pred - AoP_true|``, plain), not
 propagated from the three radii: the worst angle over the three discs holds the true AoP whenever
