@@ -31,7 +31,8 @@ def test_coverage_per_variant_and_seed_with_intervals_beside_the_target():
     # Radius at the exponential's 90 % quantile: coverage about 0.9, inside its own interval.
     for key in ("ps1", "ps2", "fh1", "aop"):
         assert table.loc["all", f"coverage_{key}"] == pytest.approx(0.9, abs=0.06)
-        assert table.loc["1", f"coverage_{key}_lo"] <= table.loc["1", f"coverage_{key}"] <= table.loc["1", f"coverage_{key}_hi"]
+        seed1 = table.loc["1"]
+        assert seed1[f"coverage_{key}_lo"] <= seed1[f"coverage_{key}"] <= seed1[f"coverage_{key}_hi"]
     pooled = np.mean([runs["a"][seed]["covered_ps1"].mean() for seed in (1, 2)])
     assert table.loc["all", "coverage_ps1"] == pytest.approx(pooled)
     assert table.loc["all", "mean_radius_fh1"] == pytest.approx(5.0 * np.log(10))

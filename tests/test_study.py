@@ -78,7 +78,8 @@ def test_study_end_to_end_snakemake_then_dvc(finished_study, tmp_path):
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     planned = snakemake_plan(work)
     seeds = [str(seed) for seed in params["study"]["seeds"]]
-    assert planned == {*(f"{stage}-v2_moco_cbam_adv-{seed}" for stage in ("finetune", "calibrate", "evaluate") for seed in seeds),
+    stages = ("finetune", "calibrate", "evaluate")
+    assert planned == {*(f"{stage}-v2_moco_cbam_adv-{seed}" for stage in stages for seed in seeds),
                        "ablation", "figures", "export", "report"}, planned
     repro = dvc("repro", cwd=work).stdout
     assert dvc_ran(repro) == planned, repro
@@ -266,7 +267,8 @@ def test_experiments_can_be_compared(finished_study, tmp_path):
     run(["git", "commit", "-qm", "the finished study"], work)
     ran = dvc("exp", "run", "-S", "finetune.lambda_adv=0.02", "--name", "adv002", cwd=work).stdout
     seeds = [str(s) for s in load_params(work / "params.yaml")["study"]["seeds"]]
-    assert dvc_ran(ran) == {*(f"{stage}-{V2}-{seed}" for stage in ("finetune", "calibrate", "evaluate") for seed in seeds),
+    stages = ("finetune", "calibrate", "evaluate")
+    assert dvc_ran(ran) == {*(f"{stage}-{V2}-{seed}" for stage in stages for seed in seeds),
                             "ablation", "figures", "export", "report"}, ran
     table = json.loads(dvc("exp", "show", "--json", cwd=work).stdout)
     experiments = [exp for entry in table for exp in (entry.get("experiments") or [])]

@@ -188,7 +188,8 @@ def run(model_dir: str | Path, paths: Sequence[str | Path], out: str | Path, *, 
     that could not be read."""
     model_file = Path(model_dir) / MODEL_FILE if Path(model_dir).is_dir() else Path(model_dir)
     if not model_file.is_file():
-        raise UserError(f"{model_dir}: no {MODEL_FILE} here (give reports/model or a results/finetune/<variant>/seed<s> folder)")
+        raise UserError(f"{model_dir}: no {MODEL_FILE} here "
+                        "(give reports/model or a results/finetune/<variant>/seed<s> folder)")
     calibrated = load_calibration(model_file, calibration)
     if flag is not None and calibrated is None:
         raise UserError(f"--flag-above needs calibrated radii and {model_file.parent} has no calibration.json; "
