@@ -47,3 +47,16 @@ def test_flagging_pools_seeds_and_uses_the_largest_landmark():
     rows = analysis.flagging_table(s, [10.0], 20.0).iloc[0]
     assert (rows["n_frames"], rows["n_wrong"], rows["n_flagged"]) == (4, 2, 2)
     assert rows["precision"] == 1.0 and rows["recall"] == 1.0
+
+
+def test_the_markdown_table_pools_the_seeds_and_states_the_target():
+    from iugc.report.tables import coverage_caption, render_coverage
+
+    rng = np.random.default_rng(1)
+    groups = np.arange(40) // 4
+    s = analysis.Study.from_tables({"a": {seed: covered_table(rng, 40, groups, 10.0) for seed in (1, 2)}}, ["a"])
+    table = analysis.coverage_table(s, s.draws(200, 0), 0.95, 0.9)
+    text = render_coverage(table, coverage_caption(0.9, 0.95))
+    rows = [line for line in text.splitlines() if line.startswith("| a ")]
+    assert len(rows) == 1 and "| 0.90 |" in rows[0] and "10.0 / 10.0 / 10.0" in rows[0]
+    assert "90%" in text and "one frame per acquisition" in text

@@ -86,6 +86,7 @@ rule report:
         "reports/by_aop_range.csv",
         "reports/confidence.csv",
         "reports/coverage.csv",
+        "reports/coverage.md",
         "reports/flagging.csv",
         "reports/metrics.json",
         directory("reports/figures"),

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from .html import Section, document
+from .tables import coverage_caption
 
 FEW_ACQUISITIONS = 10  # a test split resting on fewer is flagged: its intervals are wide for a reason
 
@@ -194,13 +195,7 @@ def confidence_section(coverage: pd.DataFrame, flagging: pd.DataFrame, ev: Mappi
     for key, label in (("ps1", "PS1"), ("ps2", "PS2"), ("fh1", "FH1")):
         shown[f"{label} mean radius (px)"] = coverage[f"mean_radius_{key}"].round(2)
     shown["AoP mean width (deg)"] = coverage["mean_aop_width"].round(2)
-    section.table(shown, caption=(
-        f"Coverage achieved on the test split by the radii and AoP intervals calibrated on the validation split "
-        f"(split-conformal at {ev['coverage']:.0%}, one frame per acquisition): the share of test frames whose true "
-        f"point lies within its landmark's radius, and whose true AoP lies within its interval, with "
-        f"{ev['confidence']:.0%} intervals over seeds and acquisitions (per seed: over acquisitions); seed 'all' pools "
-        "the seeds. The mean radius and width say how informative the confidence is. An infinite radius means the "
-        "validation split held too few acquisitions for this coverage."))
+    section.table(shown, caption=coverage_caption(ev["coverage"], ev["confidence"]))
     section.table(flagging[["variant", "flag_above_px", "n_flagged", "precision", "recall", "n_wrong", "n_frames"]],
                   caption=(
         f"Choosing `iugc predict --flag-above R`: frames with a landmark more than {ev['flag_error_px']:g} px off "

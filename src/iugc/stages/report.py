@@ -20,7 +20,7 @@ from .registry import stage
 
 ABLATION_FILES = ("ablation.md", "ablation.csv", "ablation.tex", "claims.md", "claims.csv", "claims.tex",
                   "reference.md", "reference.csv", "published.md", "per_landmark.csv", "by_aop_range.csv",
-                  "confidence.csv", "coverage.csv", "flagging.csv")
+                  "confidence.csv", "coverage.csv", "coverage.md", "flagging.csv")
 METRICS_JSON = "metrics.json"
 PREDICTIONS_CSV = "predictions.csv"
 
@@ -89,7 +89,10 @@ def ablation(view, *, dataset, split, evaluations: list[str], out):
     numbers[["variant", *landmark_columns]].to_csv(out / "per_landmark.csv", index=False)
     analysis.by_aop_range(study, ev["aop_ranges"]).to_csv(out / "by_aop_range.csv", index=False)
     analysis.confidence_table(study).to_csv(out / "confidence.csv", index=False)
-    analysis.coverage_table(study, draws, ev["confidence"], ev["coverage"]).to_csv(out / "coverage.csv", index=False)
+    coverage = analysis.coverage_table(study, draws, ev["confidence"], ev["coverage"])
+    coverage.to_csv(out / "coverage.csv", index=False)
+    (out / "coverage.md").write_text(tab.render_coverage(coverage, tab.coverage_caption(ev["coverage"],
+                                                                                        ev["confidence"])))
     analysis.flagging_table(study, ev["flag_above_px"], ev["flag_error_px"]).to_csv(out / "flagging.csv", index=False)
     summary = {row["variant"]: {"mre": row["mre_mean"], "aop_mae": row["aop_mae_mean"],
                                 **{f"re_{n}": row[f"re_{n}_mean"] for n in LANDMARKS}}
