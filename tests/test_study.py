@@ -72,13 +72,14 @@ def test_study_end_to_end_snakemake_then_dvc(finished_study, tmp_path):
     assert "up to date" in status, status
     assert snakemake_plan(work) == set()
 
-    # 3. One parameter: both name the same stages, only the adversarial variant and the report.
+    # 3. One parameter: both name the same stages, only the adversarial variant's and the report's.
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["finetune"]["lambda_adv"] = 0.02
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     planned = snakemake_plan(work)
     seeds = [str(seed) for seed in params["study"]["seeds"]]
-    assert planned == {*(f"{stage}-v2_moco_cbam_adv-{seed}" for stage in ("finetune", "evaluate") for seed in seeds),
+    stages = ("finetune", "calibrate", "evaluate")
+    assert planned == {*(f"{stage}-v2_moco_cbam_adv-{seed}" for stage in stages for seed in seeds),
                        "ablation", "figures", "export", "report"}, planned
     repro = dvc("repro", cwd=work).stdout
     assert dvc_ran(repro) == planned, repro
@@ -217,6 +218,7 @@ def test_damaged_and_stale_results_are_found_and_rebuilt(finished_study, tmp_pat
         handle.truncate(1000)
     evaluated = iugc("stage", "evaluate", "--variant", "v4_moco", "--seed", "2", "--dataset", "data/dataset",
                      "--split", "results/split", "--model", "results/finetune/v4_moco/seed2",
+                     "--calibration", "results/calibrate/v4_moco/seed2",
                      "--out", "results/eval/v4_moco/seed2", cwd=work, check=False)
     assert evaluated.returncode == 2 and len(evaluated.stderr.strip().splitlines()) == 1
     assert "model.pt is damaged" in evaluated.stderr
@@ -265,7 +267,8 @@ def test_experiments_can_be_compared(finished_study, tmp_path):
     run(["git", "commit", "-qm", "the finished study"], work)
     ran = dvc("exp", "run", "-S", "finetune.lambda_adv=0.02", "--name", "adv002", cwd=work).stdout
     seeds = [str(s) for s in load_params(work / "params.yaml")["study"]["seeds"]]
-    assert dvc_ran(ran) == {*(f"{stage}-{V2}-{seed}" for stage in ("finetune", "evaluate") for seed in seeds),
+    stages = ("finetune", "calibrate", "evaluate")
+    assert dvc_ran(ran) == {*(f"{stage}-{V2}-{seed}" for stage in stages for seed in seeds),
                             "ablation", "figures", "export", "report"}, ran
     table = json.loads(dvc("exp", "show", "--json", cwd=work).stdout)
     experiments = [exp for entry in table for exp in (entry.get("experiments") or [])]

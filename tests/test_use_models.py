@@ -12,10 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
+from iugc.conformal import calibrate
 from iugc.config import load_preset, select
 from iugc.data.labels import load_labels, parse_point
 from iugc.export import export_onnx, export_submission, export_torchscript
 from iugc.inference import load_trained_model, prepare_frames
+from iugc.integrity import file_sha256
+from iugc.predict import Flag
 from iugc.predict import run as predict
 from iugc.stages.views import finetune_config, finetune_keys, landmark_spec
 from iugc.train import finetune as ft
@@ -32,9 +35,20 @@ def trained(tmp_path_factory, psfhs_root, variant: str):
     return out
 
 
+def calibrated(folder, psfhs_root):
+    """Write the calibration.json of the model in ``folder``, from 20 real frames it was not
+    trained on (each counted as its own acquisition: at 90 % the correction needs at least 9)."""
+    frames = load_labels(psfhs_root).sort_values("filename").iloc[60:80].reset_index(drop=True)
+    pred, spread = load_trained_model(folder / "model.pt", device="cpu").predict(frames, with_spread=True)
+    true = frames[[f"{n}_{a}" for n in ("ps1", "ps2", "fh1") for a in "xy"]].to_numpy(float).reshape(-1, 3, 2)
+    calibrate(pred, true, spread, np.arange(len(frames)), 0.9, seed=0).save(
+        folder / "calibration.json", model_sha256=file_sha256(folder / "model.pt"))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def heatmap_model(tmp_path_factory, psfhs_root):
-    return trained(tmp_path_factory, psfhs_root, "v3_moco_cbam")
+    return calibrated(trained(tmp_path_factory, psfhs_root, "v3_moco_cbam"), psfhs_root)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +95,7 @@ def _dicom(pixels: np.ndarray, path, spacing: float) -> None:
 def test_predict_reads_every_kind_of_frame_and_names_the_broken_one(heatmap_model, real_frames, tmp_path):
     folder, grey = real_frames
     messages = []
-    failed = predict(heatmap_model, [folder], tmp_path / "out", flag_above=5.0, log=messages.append)
+    failed = predict(heatmap_model, [folder], tmp_path / "out", flag=Flag(5.0), log=messages.append)
     assert failed == 1 and any("broken.png" in m and "not an image" in m for m in messages)
     table = pd.read_csv(tmp_path / "out" / "predictions.csv").set_index("Filename")
     assert set(table.index) == {"grey.png", "rgb.png", "nested/rgba.png", "frame.bmp", "frame.jpg", "deep.tif",
@@ -94,6 +108,10 @@ def test_predict_reads_every_kind_of_frame_and_names_the_broken_one(heatmap_mode
     assert table.loc["scan.dcm", "spread_PS1_mm"] == pytest.approx(table.loc["scan.dcm", "spread_PS1_px"] * 0.2, abs=1e-3)
     assert np.isnan(table.loc["grey.png"].get("pixel_spacing_mm", np.nan))
     assert table["check"].dtype == bool and (table[["spread_PS1_px", "spread_FH1_px"]] > 0).all().all()
+    radii = table[["radius_PS1_px", "radius_PS2_px", "radius_FH1_px"]]
+    assert (radii > 0).all().all() and (table["check"] == (radii.max(axis=1) > 5.0)).all()
+    assert table.loc["scan.dcm", "radius_FH1_mm"] == pytest.approx(table.loc["scan.dcm", "radius_FH1_px"] * 0.2, abs=1e-3)
+    assert ((table["aop_low"] <= table["AoP"]) & (table["AoP"] <= table["aop_high"])).all()
     overlays = {p.relative_to(tmp_path / "out" / "overlays").as_posix() for p in (tmp_path / "out" / "overlays").rglob("*.png")}
     assert {"grey.png", "nested/rgba.png", "scan.png"} <= overlays
 
@@ -106,6 +124,21 @@ def test_the_command_line_exits_non_zero_when_a_frame_failed(heatmap_model, real
     missing = subprocess.run([sys.executable, "-m", "iugc", "predict", "--model", str(tmp_path), str(folder),
                               "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_flagging_needs_the_calibration_made_for_the_model(heatmap_model, coordinate_model, real_frames, tmp_path):
+    folder, _ = real_frames
+    frame = str(folder / "grey.png")
+    cases = [
+        (["--model", str(coordinate_model), "--flag-above", "10"], "no calibration.json"),
+        (["--model", str(coordinate_model), "--calibration", str(heatmap_model)], "calibrated for other weights"),
+        (["--model", str(heatmap_model), "--flag-above-mm", "2"], "needs the pixel spacing"),
+    ]
+    for options, message in cases:
+        result = subprocess.run([sys.executable, "-m", "iugc", "predict", *options, frame, "--out", str(tmp_path)],
+                                capture_output=True, text=True)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_coordinate_variants_say_they_have_no_confidence(coordinate_model, real_frames, tmp_path):
@@ -164,13 +197,18 @@ m.load({str(tmp_path / 'submission')!r})
 out = {{}}
 for name in ("grey.png", "frame.bmp"):
     X = Image.open({str(folder)!r} + "/" + name).convert("RGB")
-    out[name] = m.predict(X).tolist()
+    out[name] = {{"points": m.predict(X).tolist(), **m.confidence(X)}}
 print(json.dumps(out))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     theirs = json.loads(result.stdout)
+    assert (tmp_path / "submission" / "calibration.json").is_file()
     for name, values in theirs.items():
-        assert len(values) == 6
+        assert len(values["points"]) == 6
         expected = [v for c in ("PS1", "PS2", "FH1") for v in parse_point(ours.loc[name, c])]
-        np.testing.assert_allclose(values, expected, atol=0.01)
+        np.testing.assert_allclose(values["points"], expected, atol=0.01)
+        np.testing.assert_allclose(values["radius_px"], ours.loc[name, ["radius_PS1_px", "radius_PS2_px",
+                                                                        "radius_FH1_px"]].to_numpy(float), atol=0.01)
+        np.testing.assert_allclose([values["aop_low"], values["aop_high"]],
+                                   ours.loc[name, ["aop_low", "aop_high"]].to_numpy(float), atol=0.01)

@@ -102,10 +102,13 @@ def _cmd_dvc_yaml(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .predict import run
+    from .predict import Flag, run
 
+    flag = None
+    if args.flag_above is not None or args.flag_above_mm is not None:
+        flag = Flag(args.flag_above, False) if args.flag_above is not None else Flag(args.flag_above_mm, True)
     failed = run(args.model, args.paths, args.out, device=args.device, batch_size=args.batch_size,
-                 pixel_spacing_mm=args.pixel_spacing, flag_above=args.flag_above,
+                 pixel_spacing_mm=args.pixel_spacing, calibration=args.calibration, flag=flag,
                  log=lambda line: print(line, file=sys.stderr))
     return 1 if failed else 0
 
@@ -120,7 +123,8 @@ def _cmd_export(args) -> int:
 def _cmd_export_submission(args) -> int:
     from .export import export_submission
 
-    print(f"wrote {args.dst}/ and {export_submission(args.model, args.dst)}", file=sys.stderr)
+    archive = export_submission(args.model, args.dst, calibration=args.calibration)
+    print(f"wrote {args.dst}/ and {archive}", file=sys.stderr)
     return 0
 
 
@@ -183,15 +187,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_model_summary)
 
     p = sub.add_parser("predict", help="landmarks, AoP and confidence of new frames with a trained model")
-    p.add_argument("--model", required=True, help="a results/finetune/<variant>/seed<s> folder (or its model.pt)")
+    p.add_argument("--model", required=True,
+                   help="reports/model, or a results/finetune/<variant>/seed<s> folder (or its model.pt)")
     p.add_argument("paths", nargs="+", help="frames or folders (searched recursively)")
     p.add_argument("--out", required=True, help="folder for predictions.csv and overlays/")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--pixel-spacing", type=float, default=None, metavar="MM",
                    help="mm per pixel of the frames (DICOM frames carry their own)")
-    p.add_argument("--flag-above", type=float, default=None, metavar="PX",
-                   help="mark frames with a landmark whose spread exceeds PX pixels (column check)")
+    p.add_argument("--calibration", default=None, metavar="PATH",
+                   help="the model's calibration.json or a results/calibrate/<variant>/seed<s> folder "
+                        "(default: the calibration.json beside model.pt)")
+    flag = p.add_mutually_exclusive_group()
+    flag.add_argument("--flag-above", type=float, default=None, metavar="PX",
+                      help="mark frames with a landmark whose calibrated radius exceeds PX pixels (column check)")
+    flag.add_argument("--flag-above-mm", type=float, default=None, metavar="MM",
+                      help="the same with the radius in mm (needs the pixel spacing)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("export", help="the whole predictor (network and soft-argmax) as TorchScript or ONNX")
@@ -201,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("export-submission", help="a challenge submission folder (and .zip) for the model")
-    p.add_argument("--model", required=True, help="a results/finetune/<variant>/seed<s> folder")
+    p.add_argument("--model", required=True, help="reports/model or a results/finetune/<variant>/seed<s> folder")
+    p.add_argument("--calibration", default=None, metavar="PATH",
+                   help="its calibration (default: the calibration.json beside model.pt)")
     p.add_argument("dst")
     p.set_defaults(func=_cmd_export_submission)
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import torch
 
+from .conformal import CALIBRATION_FILE
 from .errors import UserError
-from .inference import TrainedModel, load_trained_model
+from .inference import TrainedModel, load_calibration, load_trained_model
 from .train.predict import MODEL_FILE
 
 SUBMISSION_WEIGHTS = "landmarks.ts"
@@ -70,10 +71,14 @@ def export(model_dir: str | Path, fmt: str, out: str | Path) -> Path:
     raise UserError(f"--format {fmt!r}: choose torchscript or onnx")
 
 
-def export_submission(model_dir: str | Path, dst: str | Path, description: str = "") -> Path:
+def export_submission(model_dir: str | Path, dst: str | Path, description: str = "",
+                      calibration: str | Path | None = None) -> Path:
     """``dst/`` in the challenge's format (``metadata``, ``model.py`` with class ``model``, the
-    weights as TorchScript) and ``dst.zip`` beside it."""
+    weights as TorchScript, and the model's calibration when it has one: ``calibration``, else
+    the calibration.json beside model.pt) and ``dst.zip`` beside it."""
     model = _trained(model_dir)
+    model_file = Path(model_dir) / MODEL_FILE if Path(model_dir).is_dir() else Path(model_dir)
+    calibrated = load_calibration(model_file, calibration)
     dst = Path(dst)
     if dst.exists():
         shutil.rmtree(dst)
@@ -81,6 +86,8 @@ def export_submission(model_dir: str | Path, dst: str | Path, description: str =
     export_torchscript(model, dst / SUBMISSION_WEIGHTS)
     (dst / SUBMISSION_SETTINGS).write_text(json.dumps({"image_size": model.spec.image_size,
                                                        "variant": model.variant}, indent=1) + "\n")
+    if calibrated is not None:
+        calibrated.save(dst / CALIBRATION_FILE)
     (dst / "model.py").write_text(resources.files("iugc").joinpath("submission_model.py").read_text())
     (dst / "metadata").write_text(
         f"description: iugc {model.variant} ({description or 'trained by the iugc study'}); "

@@ -7,6 +7,7 @@ was built from and the input normalisation, so a trained model is rebuilt from i
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +16,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .conformal import CALIBRATION_FILE, Calibration
 from .data.augment import build_eval_transform
 from .data.dataset import LandmarkDataset
 from .data.images import resize_frames
 from .errors import UserError
+from .integrity import file_sha256
 from .models.heads import soft_argmax_spread
 from .models.landmark_net import LandmarkNet, LandmarkNetSpec, build_landmark_model
 from .train.checkpoint import load_checkpoint
@@ -124,3 +127,22 @@ def load_trained_model(path: str | Path, *, variant: str | None = None,
     device = choose_device(device)
     return TrainedModel(model.to(device).eval(), state["variant"], spec, state["normalize"]["mean"],
                         state["normalize"]["std"], device)
+
+
+def load_calibration(model_file: str | Path, path: str | Path | None = None) -> Calibration | None:
+    """The calibrated radii of the model in ``model_file``: from ``path`` (a calibration.json or a
+    folder holding one, e.g. results/calibrate/<variant>/seed<s>), else the calibration.json
+    beside ``model_file``; None when there is none. A calibration made for other weights is
+    refused: its radii would describe another model's errors."""
+    model_file = Path(model_file)
+    where = Path(path) if path is not None else model_file.parent
+    where = where / CALIBRATION_FILE if where.is_dir() else where
+    if not where.is_file():
+        if path is not None:
+            raise UserError(f"{path}: no {CALIBRATION_FILE} here (give a results/calibrate/<variant>/seed<s> folder)")
+        return None
+    record = json.loads(where.read_text())
+    if record.get("model_sha256") != file_sha256(model_file):
+        raise UserError(f"{where}: calibrated for other weights than {model_file}; use the calibration made for "
+                        "this model (results/calibrate/<variant>/seed<s> of the same variant and seed)")
+    return Calibration.from_dict(record)

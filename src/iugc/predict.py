@@ -3,9 +3,10 @@
 Frames are files or folders (searched recursively): PNG, JPEG, BMP, TIFF of any size and kind,
 and single-frame DICOM, whose pixel spacing is used when it has one. The results are
 ``predictions.csv`` in the IUGC label layout (points ``"(x, y)"`` in pixels of each frame) with
-the AoP, a confidence per landmark (the spread of its heatmap's distribution, in pixels) and,
-where the pixel spacing is known, the same in mm; and one overlay per frame. A frame that cannot
-be read is named in one line and the others go on.
+the AoP, the spread per landmark (of its heatmap's distribution, in pixels) and, for a
+calibrated model (``conformal.py``), each landmark's radius and the AoP interval at the
+calibrated coverage; where the pixel spacing is known, the same in mm; and one overlay per
+frame. A frame that cannot be read is named in one line and the others go on.
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .conformal import Calibration
 from .data.images import ImageError, is_image_name, read_grey
 from .errors import UserError
 from .geometry import LANDMARKS, aop_from_landmarks
-from .inference import TrainedModel, load_trained_model
+from .inference import TrainedModel, load_calibration, load_trained_model
 from .train.predict import MODEL_FILE
 from .train.runtime import progress
 
@@ -35,6 +37,8 @@ class Frame:
     pixel_spacing_mm: float | None = None
     coords: np.ndarray | None = None   # (3, 2) predicted, pixels of the frame
     spread: np.ndarray | None = None   # (3,) radial spread in pixels, NaN without confidence
+    radius: np.ndarray | None = None   # (3,) calibrated radius in pixels, None without calibration
+    aop_range: tuple[float, float] | None = None
 
 
 def find_frames(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
@@ -98,9 +102,19 @@ def _point(x: float, y: float) -> str:
     return f"({x:.2f}, {y:.2f})"
 
 
+@dataclass(frozen=True)
+class Flag:
+    """``--flag-above``: mark frames with a landmark whose calibrated radius exceeds ``limit``,
+    in pixels or (``in_mm``) in mm."""
+
+    limit: float
+    in_mm: bool = False
+
+
 def predict_frames(model: TrainedModel, frames: list[Frame], pixel_spacing_mm: float | None,
-                   flag_above: float | None) -> pd.DataFrame:
-    """One row per frame: the IUGC label columns, AoP, confidence per landmark (px; and mm)."""
+                   calibration: Calibration | None = None, flag: Flag | None = None) -> pd.DataFrame:
+    """One row per frame: the IUGC label columns, AoP, spread per landmark, and with a
+    calibration each landmark's radius and the AoP interval (px; and mm)."""
     rows = []
     by_size: dict[tuple, list[int]] = {}
     for index, frame in enumerate(frames):
@@ -112,23 +126,35 @@ def predict_frames(model: TrainedModel, frames: list[Frame], pixel_spacing_mm: f
     for index, frame in enumerate(frames):
         coords, spread = located[index]
         radial = np.where(spread[:, 0] < 0, np.nan, np.hypot(spread[:, 0], spread[:, 1]))
+        aop = float(aop_from_landmarks(coords))
         row = {"Filename": frame.name, **{n.upper(): _point(*coords[j]) for j, n in enumerate(LANDMARKS)},
-               "AoP": float(aop_from_landmarks(coords)),
-               **{f"spread_{n.upper()}_px": radial[j] for j, n in enumerate(LANDMARKS)}}
+               "AoP": aop, **{f"spread_{n.upper()}_px": radial[j] for j, n in enumerate(LANDMARKS)}}
+        if calibration is not None:
+            frame.radius = calibration.radii(radial[None])[0]
+            low, high = calibration.aop_interval([aop])
+            frame.aop_range = (float(low[0]), float(high[0]))
+            row.update({f"radius_{n.upper()}_px": frame.radius[j] for j, n in enumerate(LANDMARKS)})
+            row.update(aop_low=frame.aop_range[0], aop_high=frame.aop_range[1])
         spacing = frame.pixel_spacing_mm or pixel_spacing_mm
         if spacing:
             row.update({f"spread_{n.upper()}_mm": radial[j] * spacing for j, n in enumerate(LANDMARKS)})
+            if frame.radius is not None:
+                row.update({f"radius_{n.upper()}_mm": frame.radius[j] * spacing for j, n in enumerate(LANDMARKS)})
             row["PS1_PS2_mm"] = float(np.linalg.norm(coords[0] - coords[1]) * spacing)
             row["pixel_spacing_mm"] = spacing
-        if flag_above is not None:
-            row["check"] = bool(np.nanmax(radial) > flag_above) if not np.isnan(radial).all() else False
+        if flag is not None:
+            if flag.in_mm and not spacing:
+                raise UserError(f"{frame.name}: --flag-above-mm needs the pixel spacing, which this frame does "
+                                "not carry; give --pixel-spacing MM, or --flag-above in pixels")
+            row["check"] = bool(np.max(frame.radius) * (spacing if flag.in_mm else 1.0) > flag.limit)
         rows.append(row)
         frame.coords, frame.spread = coords, radial  # for the overlay
     return pd.DataFrame(rows)
 
 
-def draw_overlay(frame: Frame, aop: float, path: Path) -> None:
-    """The frame, the three points, the two rays of the angle, the AoP and the confidence."""
+def draw_overlay(frame: Frame, aop: float, path: Path, coverage: float | None = None) -> None:
+    """The frame, the three points (with their calibrated radii as circles), the two rays of the
+    angle, the AoP (with its interval) and the confidence."""
     import cv2
 
     image = cv2.cvtColor(frame.grey, cv2.COLOR_GRAY2BGR)
@@ -136,10 +162,16 @@ def draw_overlay(frame: Frame, aop: float, path: Path) -> None:
     ps1, ps2, fh1 = (tuple(int(round(v)) for v in p) for p in frame.coords)
     for end in (ps2, fh1):
         cv2.line(image, ps1, end, (80, 230, 80), max(1, round(1.5 * scale)), cv2.LINE_AA)
-    for point, name in zip((ps1, ps2, fh1), LANDMARKS):
+    for j, (point, name) in enumerate(zip((ps1, ps2, fh1), LANDMARKS)):
         cv2.circle(image, point, max(2, round(4 * scale)), OVERLAY_COLORS[name], -1, cv2.LINE_AA)
-    spread = ", ".join(f"{n.upper()} {s:.1f}" for n, s in zip(LANDMARKS, frame.spread) if not np.isnan(s))
-    lines = [f"AoP {aop:.1f} deg"] + ([f"spread px: {spread}"] if spread else ["no confidence (coordinate head)"])
+        if frame.radius is not None and np.isfinite(frame.radius[j]):
+            cv2.circle(image, point, int(round(frame.radius[j])), OVERLAY_COLORS[name], 1, cv2.LINE_AA)
+    if frame.radius is not None:
+        lines = [f"AoP {aop:.1f} deg ({coverage:.0%}: {frame.aop_range[0]:.1f}-{frame.aop_range[1]:.1f})",
+                 f"{coverage:.0%} radii px: " + " ".join(f"{r:.1f}" for r in frame.radius)]
+    else:
+        spread = ", ".join(f"{n.upper()} {s:.1f}" for n, s in zip(LANDMARKS, frame.spread) if not np.isnan(s))
+        lines = [f"AoP {aop:.1f} deg", f"spread px: {spread}" if spread else "no confidence (coordinate head)"]
     for k, text in enumerate(lines):
         origin = (int(8 * scale), int((22 + 20 * k) * scale))
         cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (255, 255, 255),
@@ -149,13 +181,19 @@ def draw_overlay(frame: Frame, aop: float, path: Path) -> None:
 
 
 def run(model_dir: str | Path, paths: Sequence[str | Path], out: str | Path, *, device: str = "auto",
-        batch_size: int = 16, pixel_spacing_mm: float | None = None, flag_above: float | None = None,
-        log=print) -> int:
-    """Predict every frame under ``paths`` with the model in ``model_dir``; returns the number of
-    frames that could not be read."""
+        batch_size: int = 16, pixel_spacing_mm: float | None = None, calibration: str | Path | None = None,
+        flag: Flag | None = None, log=print) -> int:
+    """Predict every frame under ``paths`` with the model in ``model_dir`` (and its calibration:
+    ``calibration``, else the calibration.json beside model.pt); returns the number of frames
+    that could not be read."""
     model_file = Path(model_dir) / MODEL_FILE if Path(model_dir).is_dir() else Path(model_dir)
     if not model_file.is_file():
-        raise UserError(f"{model_dir}: no {MODEL_FILE} here (give a results/finetune/<variant>/seed<s> folder)")
+        raise UserError(f"{model_dir}: no {MODEL_FILE} here "
+                        "(give reports/model or a results/finetune/<variant>/seed<s> folder)")
+    calibrated = load_calibration(model_file, calibration)
+    if flag is not None and calibrated is None:
+        raise UserError(f"--flag-above needs calibrated radii and {model_file.parent} has no calibration.json; "
+                        "give --calibration results/calibrate/<variant>/seed<s>, or use reports/model")
     model = load_trained_model(model_file, device=None if device == "auto" else device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -171,9 +209,10 @@ def run(model_dir: str | Path, paths: Sequence[str | Path], out: str | Path, *, 
                 failed += 1
         if not frames:
             continue
-        table = predict_frames(model, frames, pixel_spacing_mm, flag_above)
+        table = predict_frames(model, frames, pixel_spacing_mm, calibrated, flag)
         for frame, aop in zip(frames, table["AoP"]):
-            draw_overlay(frame, aop, out / "overlays" / f"{Path(frame.name).with_suffix('')}.png")
+            draw_overlay(frame, aop, out / "overlays" / f"{Path(frame.name).with_suffix('')}.png",
+                         calibrated.coverage if calibrated else None)
         tables.append(table)
     result = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["Filename"])
     result.to_csv(out / "predictions.csv", index=False, float_format="%.4f")

@@ -18,20 +18,3 @@ rule finetune:
         "iugc stage finetune --variant {wildcards.variant} --seed {wildcards.seed} --dataset {input.dataset}"
         " --split {input.split} {params.encoder} --checkpoints {params.checkpoints} --out {output} --log {log}"
 
-
-rule evaluate:
-    input:
-        snapshot("evaluate"),
-        dataset="data/dataset",
-        split="results/split",
-        model="results/finetune/{variant}/seed{seed}",
-    output:
-        directory("results/eval/{variant}/seed{seed}"),
-    log:
-        "results/logs/evaluate/{variant}/seed{seed}.log",
-    threads: THREADS
-    conda:
-        ENV
-    shell:
-        "iugc stage evaluate --variant {wildcards.variant} --seed {wildcards.seed} --dataset {input.dataset}"
-        " --split {input.split} --model {input.model} --out {output} --log {log}"

@@ -2,6 +2,7 @@ import os
 
 EVALUATIONS = expand("results/eval/{variant}/seed{seed}", variant=VARIANTS, seed=SEEDS)
 FINETUNED = expand("results/finetune/{variant}/seed{seed}", variant=VARIANTS, seed=SEEDS)
+CALIBRATIONS = expand("results/calibrate/{variant}/seed{seed}", variant=VARIANTS, seed=SEEDS)
 PRETRAINED = expand("results/pretrain/{method}/seed{seed}", method=METHODS, seed=SEEDS)
 
 
@@ -48,6 +49,7 @@ rule export:
     input:
         snapshot("export"),
         finetuned=FINETUNED,
+        calibrations=CALIBRATIONS,
     output:
         directory("reports/model"),
     log:
@@ -55,7 +57,7 @@ rule export:
     conda:
         ENV
     shell:
-        "iugc stage export --finetuned {input.finetuned} --out {output} --log {log}"
+        "iugc stage export --finetuned {input.finetuned} --calibrations {input.calibrations} --out {output} --log {log}"
 
 
 # The last job: it checks every result against its sources and the current parameters, then
@@ -69,7 +71,7 @@ rule report:
         ablation="results/ablation",
         figures="results/figures",
         model="reports/model",
-        results=["results/validate", *PRETRAINED, *FINETUNED, *EVALUATIONS],
+        results=["results/validate", *PRETRAINED, *FINETUNED, *CALIBRATIONS, *EVALUATIONS],
     output:
         "reports/claims.md",
         "reports/claims.csv",
@@ -83,6 +85,9 @@ rule report:
         "reports/per_landmark.csv",
         "reports/by_aop_range.csv",
         "reports/confidence.csv",
+        "reports/coverage.csv",
+        "reports/coverage.md",
+        "reports/flagging.csv",
         "reports/metrics.json",
         directory("reports/figures"),
         "reports/provenance.json",

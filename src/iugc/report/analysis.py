@@ -313,3 +313,45 @@ def chosen_on_validation(validation: pd.DataFrame, among: Sequence[str]) -> tupl
     variant = means.idxmin()
     seed = int(validation[validation["variant"] == variant].sort_values("val_mre").iloc[0]["seed"])
     return variant, seed, means
+
+
+# --- calibrated confidence (conformal.py): coverage achieved on the test split ------------------
+
+def coverage_table(study: Study, confidence: float, target: float) -> pd.DataFrame:
+    """Per variant, over every seed and then per seed: the share of test frames whose true point
+    lies within each landmark's calibrated radius, and whose true AoP lies within its interval,
+    with intervals over seeds and acquisitions (one seed: over acquisitions), beside the target;
+    the mean radius and mean interval width say how informative the confidence is."""
+    columns = {**{name: f"covered_{name}" for name in LANDMARKS}, "aop": "aop_covered"}
+    rows = []
+    for name in study.variants:
+        runs = [("all", list(range(len(study.seeds))))] + [(str(seed), [k]) for k, seed in enumerate(study.seeds)]
+        for label, which in runs:
+            row = {"variant": name, "seed": label, "target": target}
+            for key, column in columns.items():
+                values = study.matrix(name, column)[which]
+                row[f"coverage_{key}"] = float(values.mean())
+                row[f"coverage_{key}_lo"], row[f"coverage_{key}_hi"] = estimate_mean(values, study.groups).interval(
+                    confidence)
+            for landmark in LANDMARKS:
+                row[f"mean_radius_{landmark}"] = float(study.matrix(name, f"radius_{landmark}")[which].mean())
+            width = study.matrix(name, "aop_high")[which] - study.matrix(name, "aop_low")[which]
+            row["mean_aop_width"] = float(width.mean())
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def flagging_table(study: Study, thresholds: Sequence[float], error_above: float) -> pd.DataFrame:
+    """Per variant, over every seed and test frame: precision and recall of flagging the frames
+    whose largest calibrated radius exceeds each threshold (`iugc predict --flag-above`), for
+    finding the frames with a landmark more than ``error_above`` px off."""
+    from ..conformal import flagging
+
+    rows = []
+    for name in study.variants:
+        radius = np.concatenate([t[[f"radius_{n}" for n in LANDMARKS]].to_numpy(float).max(axis=1)
+                                 for t in study.tables[name]])
+        error = np.concatenate([t[[f"re_{n}" for n in LANDMARKS]].to_numpy(float).max(axis=1)
+                                for t in study.tables[name]])
+        rows += [{"variant": name, **row} for row in flagging(radius, error, thresholds, error_above)]
+    return pd.DataFrame(rows)

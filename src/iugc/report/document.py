@@ -9,6 +9,7 @@ import pandas as pd
 
 from .analysis import VERDICTS
 from .html import Section, document
+from .tables import coverage_caption
 
 FEW_ACQUISITIONS = 10  # a test split resting on fewer is flagged: its intervals are wide for a reason
 
@@ -160,6 +161,9 @@ def build(folder: Path, *, data: Mapping, splits: pd.DataFrame, pool: Mapping, c
     if (figures_dir / "where_the_error_is.png").is_file():
         where.figure(figures_dir / "where_the_error_is.png", captions["figures"]["where_the_error_is"])
     sections.append(where)
+    if (folder / "coverage.csv").is_file():
+        sections.append(confidence_section(pd.read_csv(folder / "coverage.csv"), pd.read_csv(folder / "flagging.csv"),
+                                           ev))
 
     figure_section = Section("Figures")
     for name, caption in captions["figures"].items():
@@ -169,9 +173,11 @@ def build(folder: Path, *, data: Mapping, splits: pd.DataFrame, pool: Mapping, c
 
     use = Section("Use the trained model")
     use.text(f"reports/model/ holds {chosen['variant']} (seed {chosen['seed']}), chosen because it had the "
-             f"{chosen['why']}: as TorchScript (landmarks.ts) and ONNX (landmarks.onnx) of the whole predictor, and "
-             "as a challenge submission (submission/, submission.zip). `iugc predict --model "
-             f"{chosen['model']} FRAMES... --out DIR` gives landmarks, AoP and a confidence per landmark.")
+             f"{chosen['why']}: model.pt with its calibration.json, TorchScript (landmarks.ts) and ONNX "
+             "(landmarks.onnx) of the whole predictor, and a challenge submission carrying the same calibration "
+             "(submission/, submission.zip). `iugc predict --model reports/model FRAMES... --out DIR` gives landmarks, "
+             f"AoP, each landmark's {ev['coverage']:.0%} radius and the AoP's {ev['coverage']:.0%} interval; "
+             "`--flag-above R` marks frames with a radius above R px (choose R from the flagging table above).")
     use.table(pd.DataFrame({"variant": list(chosen["validation_mre"]),
                             "validation MRE (px, mean over seeds)": list(chosen["validation_mre"].values())}))
     sections.append(use)
@@ -190,6 +196,31 @@ def build(folder: Path, *, data: Mapping, splits: pd.DataFrame, pool: Mapping, c
     sections.append(prov)
     sections.append(Section("Downloads").downloads(downloads))
     return document(title, lead, sections)
+
+
+def _with_interval(table: pd.DataFrame, column: str) -> list[str]:
+    return [f"{m:.2f} ({lo:.2f}-{hi:.2f})" for m, lo, hi in
+            zip(table[column], table[f"{column}_lo"], table[f"{column}_hi"])]
+
+
+def confidence_section(coverage: pd.DataFrame, flagging: pd.DataFrame, ev: Mapping) -> Section:
+    """Calibrated radii and AoP intervals: the coverage achieved on the test split beside the
+    target, how wide they are, and what flagging on the radius finds."""
+    section = Section("Calibrated confidence")
+    shown = coverage[["variant", "seed", "target"]].copy()
+    for key, label in (("ps1", "PS1"), ("ps2", "PS2"), ("fh1", "FH1"), ("aop", "AoP")):
+        shown[f"{label} coverage"] = _with_interval(coverage, f"coverage_{key}")
+    for key, label in (("ps1", "PS1"), ("ps2", "PS2"), ("fh1", "FH1")):
+        shown[f"{label} mean radius (px)"] = coverage[f"mean_radius_{key}"].round(2)
+    shown["AoP mean width (deg)"] = coverage["mean_aop_width"].round(2)
+    section.table(shown, caption=coverage_caption(ev["coverage"], ev["confidence"]))
+    section.table(flagging[["variant", "flag_above_px", "n_flagged", "precision", "recall", "n_wrong", "n_frames"]],
+                  caption=(
+        f"Choosing `iugc predict --flag-above R`: frames with a landmark more than {ev['flag_error_px']:g} px off "
+        "(evaluate.flag_error_px) are the ones to look at (n_wrong of n_frames, all seeds); flagging the frames whose "
+        "largest calibrated radius exceeds R finds that share of them (recall), and that share of the flagged frames "
+        "are such frames (precision). Pick the largest R whose recall you can accept."))
+    return section
 
 
 def _first_line(path: Path) -> str:

@@ -20,7 +20,7 @@ from .registry import stage
 
 ABLATION_FILES = ("ablation.md", "ablation.csv", "ablation.tex", "claims.md", "claims.csv", "claims.tex",
                   "reference.md", "reference.csv", "published.md", "per_landmark.csv", "by_aop_range.csv",
-                  "confidence.csv")
+                  "confidence.csv", "coverage.csv", "coverage.md", "flagging.csv")
 METRICS_JSON = "metrics.json"
 PREDICTIONS_CSV = "predictions.csv"
 
@@ -90,6 +90,11 @@ def ablation(view, *, dataset, split, evaluations: list[str], out):
     numbers[["variant", *landmark_columns]].to_csv(out / "per_landmark.csv", index=False)
     analysis.by_aop_range(study, ev["aop_ranges"]).to_csv(out / "by_aop_range.csv", index=False)
     analysis.confidence_table(study).to_csv(out / "confidence.csv", index=False)
+    coverage = analysis.coverage_table(study, ev["confidence"], ev["coverage"])
+    coverage.to_csv(out / "coverage.csv", index=False)
+    (out / "coverage.md").write_text(tab.render_coverage(coverage, tab.coverage_caption(ev["coverage"],
+                                                                                        ev["confidence"])))
+    analysis.flagging_table(study, ev["flag_above_px"], ev["flag_error_px"]).to_csv(out / "flagging.csv", index=False)
     summary = {row["variant"]: {"mre": row["mre_mean"], "aop_mae": row["aop_mae_mean"],
                                 **{f"re_{n}": row[f"re_{n}_mean"] for n in LANDMARKS}}
                for _, row in numbers.iterrows()}
@@ -218,25 +223,42 @@ def _chosen(view, finetuned: list[str]):
     return chosen_on_validation(pd.DataFrame(rows), paper_rows) + (pd.DataFrame(rows),)
 
 
-@stage("export", reads=["variants"], inputs=("finetuned",))
-def export_model(view, *, finetuned: list[str], out):
+@stage("export", reads=["variants"], inputs=("finetuned", "calibrations"))
+def export_model(view, *, finetuned: list[str], calibrations: list[str], out):
     """The study ends with a usable model: the paper variant with the best validation MRE (never
-    chosen on the test split) as TorchScript, ONNX and a challenge submission."""
+    chosen on the test split) as a model folder (model.pt and its calibration.json, what
+    `iugc predict --model reports/model` reads), TorchScript, ONNX and a challenge submission
+    carrying the same calibration."""
+    from ..conformal import CALIBRATION_FILE
     from ..export import export_onnx, export_submission, export_torchscript
-    from ..inference import load_trained_model
+    from ..inference import load_calibration, load_trained_model
     from ..train.predict import MODEL_FILE
 
     variant, seed, means, table = _chosen(view, finetuned)
     folder = Path(table[(table["variant"] == variant) & (table["seed"] == seed)]["folder"].iloc[0])
+    calibration = _calibration_of(calibrations, variant, seed)
     out = Path(out)
-    trained = load_trained_model(folder / MODEL_FILE, device="cpu")
+    shutil.copyfile(folder / MODEL_FILE, out / MODEL_FILE)
+    shutil.copyfile(calibration, out / CALIBRATION_FILE)
+    load_calibration(out / MODEL_FILE)  # refuses a calibration of other weights
+    trained = load_trained_model(out / MODEL_FILE, device="cpu")
     export_torchscript(trained, out / "landmarks.ts")
     export_onnx(trained, out / "landmarks.onnx")
-    export_submission(folder, out / "submission", description=f"seed {seed}, chosen by validation MRE")
+    export_submission(out, out / "submission", description=f"seed {seed}, chosen by validation MRE")
     (out / "chosen.json").write_text(json.dumps({
-        "variant": variant, "seed": seed, "model": str(folder),
+        "variant": variant, "seed": seed, "model": str(folder), "calibration": str(calibration.parent),
         "why": "lowest validation MRE (mean over seeds) among the paper's variants; then its seed with the lowest",
         "validation_mre": {name: float(value) for name, value in means.items()}}, indent=1) + "\n")
+
+
+def _calibration_of(calibrations: list[str], variant: str, seed: int) -> Path:
+    from ..conformal import CALIBRATION_FILE
+
+    for path in (Path(folder) / CALIBRATION_FILE for folder in calibrations):
+        record = json.loads(path.read_text())
+        if (record["variant"], record["seed"]) == (variant, seed):
+            return path
+    raise UserError(f"no calibration of {variant} seed {seed} among the calibrate stage's results")
 
 
 def _mean_over_seeds(tables: list[pd.DataFrame]) -> pd.DataFrame:

@@ -1,0 +1,145 @@
+"""Split-conformal radii and AoP intervals (src/iugc/conformal.py) on synthetic predictions."""
+import math
+
+import numpy as np
+import pytest
+
+from iugc.conformal import (Calibration, calibrate, conformal_level, conformal_quantile, coverage_columns, flagging,
+                            one_per_acquisition)
+
+DRAWS = 4000
+
+
+def test_the_finite_sample_level_is_ceil_n_plus_one_times_coverage_over_n():
+    assert conformal_level(19, 0.9) == pytest.approx(18 / 19)
+    assert conformal_level(9, 0.9) == 1.0
+    assert conformal_level(8, 0.9) > 1.0
+    assert conformal_level(24, 0.28) == 7 / 24  # 25 * 0.28 is 7.000000000000001 in floating point
+    # 19 scores 1..19 in any order: the 18th smallest; with 8 no finite radius has the coverage.
+    scores = np.random.default_rng(0).permutation(np.arange(1.0, 20.0))
+    assert conformal_quantile(scores, 0.9) == 18.0
+    assert conformal_quantile(scores[:8], 0.9) == math.inf
+
+
+def _coverage(quantile, n, rng):
+    """Share of new scores within the quantile of n calibration scores, over many draws."""
+    calibration = rng.exponential(size=(DRAWS, n))
+    new = rng.exponential(size=DRAWS)
+    return np.mean([new[d] <= quantile(calibration[d]) for d in range(DRAWS)])
+
+
+@pytest.mark.parametrize("n", [19, 50])
+def test_coverage_over_many_draws_is_the_target_thanks_to_the_correction(n):
+    rng = np.random.default_rng(n)
+    corrected = _coverage(lambda s: conformal_quantile(s, 0.9), n, rng)
+    plain = _coverage(lambda s: np.quantile(s, 0.9), n, rng)
+    # Exact split conformal: 0.9 <= coverage < 0.9 + 1/(n+1); 4000 draws leave ~0.005 of noise.
+    assert 0.9 - 0.015 <= corrected <= 0.9 + 1 / (n + 1) + 0.015
+    # The uncorrected empirical quantile falls short by about 1/(n+1).
+    assert plain < corrected - 0.5 / (n + 1)
+
+
+def _acquisitions(rng, n_groups, frames):
+    """Errors of near-copy frames: one level per acquisition (heavy-tailed across acquisitions),
+    a little jitter within it."""
+    level = rng.lognormal(1.0, 0.8, size=n_groups)
+    errors = np.repeat(level, frames) * (1 + 0.02 * rng.standard_normal(n_groups * frames))
+    return errors, np.repeat(np.arange(n_groups), frames)
+
+
+def test_acquisitions_not_frames_are_the_units_of_the_correction():
+    rng = np.random.default_rng(3)
+    by_acquisition, by_frame = [], []
+    for draw in range(2000):
+        errors, groups = _acquisitions(rng, 12, 10)
+        new, _ = _acquisitions(rng, 1, 1)
+        chosen = one_per_acquisition(groups, draw)
+        assert sorted(groups[chosen]) == list(range(12))
+        by_acquisition.append(new[0] <= conformal_quantile(errors[chosen], 0.9))
+        by_frame.append(new[0] <= conformal_quantile(errors, 0.9))
+    # One score per acquisition: exact split conformal on 12 units, 0.9 <= coverage < 0.9 + 1/13.
+    assert 0.9 - 0.02 <= np.mean(by_acquisition) <= 0.9 + 1 / 13 + 0.02
+    # Counting 120 near-copies as 120 exchangeable frames under-covers a new acquisition.
+    assert np.mean(by_frame) < 0.9 - 0.02
+
+
+def _frames(rng, n, informative=True):
+    """Predictions of three landmarks with a spread per landmark; with ``informative`` the
+    error scales with the spread (heteroscedastic), else the spread is unrelated noise."""
+    true = rng.uniform(50, 200, size=(n, 3, 2))
+    spread = rng.uniform(1.0, 12.0, size=(n, 3))
+    scale = spread if informative else rng.uniform(1.0, 12.0, size=(n, 3))
+    pred = true + rng.standard_normal((n, 3, 2)) * scale[..., None]
+    return pred, true, spread
+
+
+@pytest.mark.parametrize("informative", [True, False])
+def test_radii_hold_the_point_nine_times_in_ten_and_use_the_spread_when_it_helps(informative):
+    rng = np.random.default_rng(int(informative))
+    pred, true, spread = _frames(rng, 300, informative)
+    cal = calibrate(pred, true, spread, np.arange(300), 0.9, seed=0)
+    assert all(r.scaled == informative for r in cal.landmarks.values())
+    if informative:
+        assert all(r.mean_radius_scaled < r.mean_radius_plain for r in cal.landmarks.values())
+    test_pred, test_true, test_spread = _frames(rng, 5000, informative)
+    columns = coverage_columns(test_pred, test_true, test_spread, cal)
+    for name in ("ps1", "ps2", "fh1"):
+        assert abs(np.mean(columns[f"covered_{name}"]) - 0.9) < 0.03
+    assert abs(np.mean(columns["aop_covered"]) - 0.9) < 0.03
+
+
+def test_coordinate_variants_get_the_plain_radius():
+    rng = np.random.default_rng(5)
+    pred, true, _ = _frames(rng, 100)
+    cal = calibrate(pred, true, np.full((100, 3), np.nan), np.arange(100), 0.9, seed=0)
+    assert not any(r.scaled or r.mean_radius_scaled is not None for r in cal.landmarks.values())
+    radii = cal.radii(np.full((4, 3), np.nan))
+    assert np.all(radii == [r.quantile for r in cal.landmarks.values()])
+
+
+def test_aop_interval_stays_within_the_angle_and_is_whole_where_undefined():
+    rng = np.random.default_rng(6)
+    pred, true, spread = _frames(rng, 50)
+    cal = calibrate(pred, true, spread, np.arange(50), 0.9, seed=0)
+    low, high = cal.aop_interval([2.0, 90.0, 179.0, np.nan])
+    assert low[0] == 0.0 and high[2] == 180.0
+    assert high[1] - low[1] == pytest.approx(2 * cal.aop_half_width)
+    assert (low[3], high[3]) == (0.0, 180.0)
+
+
+def test_calibration_round_trips_through_json_with_infinite_radii(tmp_path):
+    rng = np.random.default_rng(7)
+    pred, true, spread = _frames(rng, 40)
+    groups = np.repeat(np.arange(5), 8)  # 5 acquisitions: too few for 90 %
+    cal = calibrate(pred, true, spread, groups, 0.9, seed=0)
+    assert cal.n_acquisitions == 5 and math.isinf(cal.aop_half_width)
+    cal.save(tmp_path / "calibration.json", variant="v")
+    assert Calibration.load(tmp_path / "calibration.json") == cal
+
+
+def test_flagging_counts_precision_and_recall_of_frames_that_are_off():
+    radius = np.array([5.0, 25.0, 30.0, 8.0])
+    error = np.array([3.0, 40.0, 4.0, 35.0])
+    low, high = flagging(radius, error, [10, 50], error_above=20)
+    assert (low["n_flagged"], low["precision"], low["recall"]) == (2, 0.5, 0.5)
+    assert high["n_flagged"] == 0 and math.isnan(high["precision"]) and high["recall"] == 0.0
+
+
+def test_the_evaluate_stage_reports_coverage_per_landmark_and_aop_beside_the_target():
+    import pandas as pd
+
+    from iugc.stages.evaluation import coverage_summary
+
+    rng = np.random.default_rng(8)
+    pred, true, spread = _frames(rng, 200)
+    cal = calibrate(pred, true, spread, np.arange(200), 0.9, seed=0)
+    test_pred, test_true, test_spread = _frames(rng, 400)
+    table = pd.DataFrame(coverage_columns(test_pred, test_true, test_spread, cal))
+    table["group"] = np.arange(400) // 10
+    summary = coverage_summary(table, cal, {"confidence": 0.95})
+    assert summary["target"] == 0.9 and summary["calibration_acquisitions"] == 200
+    for key in ("ps1", "ps2", "fh1", "aop"):
+        lo, hi = summary[key]["coverage_ci"]
+        assert lo <= summary[key]["coverage"] <= hi and abs(summary[key]["coverage"] - 0.9) < 0.06
+    assert summary["ps1"]["scaled"] and summary["ps1"]["mean_radius"] == pytest.approx(table["radius_ps1"].mean())
+    assert summary["aop"]["mean_width"] <= 2 * cal.aop_half_width

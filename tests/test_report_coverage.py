@@ -1,0 +1,62 @@
+"""The report's coverage and flagging tables (report/analysis.py) from per-frame test tables."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from iugc.geometry import LANDMARKS
+from iugc.report import analysis
+
+
+def covered_table(rng, n: int, groups: np.ndarray, radius: float) -> pd.DataFrame:
+    """A per-frame test table as the evaluate stage writes it: errors, radii, AoP intervals."""
+    errors = rng.exponential(5.0, size=(n, 3))
+    table = pd.DataFrame({"filename": [f"{i:05d}.png" for i in range(n)], "group": groups})
+    for j, name in enumerate(LANDMARKS):
+        table[f"re_{name}"] = errors[:, j]
+        table[f"radius_{name}"] = radius
+        table[f"covered_{name}"] = errors[:, j] <= radius
+    aop_error = rng.exponential(4.0, size=n)
+    table["aop_low"], table["aop_high"] = 100.0, 120.0
+    table["aop_covered"] = aop_error <= 10.0
+    return table
+
+
+def test_coverage_per_variant_and_seed_with_intervals_beside_the_target():
+    rng = np.random.default_rng(0)
+    groups = np.arange(60) // 4
+    runs = {"a": {seed: covered_table(rng, 60, groups, 5.0 * np.log(10)) for seed in (1, 2)}}
+    s = analysis.Study.from_tables(runs, ["a"])
+    table = analysis.coverage_table(s, 0.95, 0.9).set_index("seed")
+    assert list(table.index) == ["all", "1", "2"] and (table["target"] == 0.9).all()
+    # Radius at the exponential's 90 % quantile: coverage about 0.9, inside its own interval.
+    for key in ("ps1", "ps2", "fh1", "aop"):
+        assert table.loc["all", f"coverage_{key}"] == pytest.approx(0.9, abs=0.06)
+        seed1 = table.loc["1"]
+        assert seed1[f"coverage_{key}_lo"] <= seed1[f"coverage_{key}"] <= seed1[f"coverage_{key}_hi"]
+    pooled = np.mean([runs["a"][seed]["covered_ps1"].mean() for seed in (1, 2)])
+    assert table.loc["all", "coverage_ps1"] == pytest.approx(pooled)
+    assert table.loc["all", "mean_radius_fh1"] == pytest.approx(5.0 * np.log(10))
+    assert table.loc["all", "mean_aop_width"] == 20.0
+
+
+def test_flagging_pools_seeds_and_uses_the_largest_landmark():
+    frame = {"filename": ["a.png", "b.png"], "group": [0, 1]}
+    table = pd.DataFrame({**frame, "re_ps1": [30.0, 1.0], "re_ps2": [1.0, 1.0], "re_fh1": [1.0, 2.0],
+                          "radius_ps1": [5.0, 5.0], "radius_ps2": [5.0, 5.0], "radius_fh1": [25.0, 5.0]})
+    s = analysis.Study.from_tables({"a": {1: table, 2: table}}, ["a"])
+    rows = analysis.flagging_table(s, [10.0], 20.0).iloc[0]
+    assert (rows["n_frames"], rows["n_wrong"], rows["n_flagged"]) == (4, 2, 2)
+    assert rows["precision"] == 1.0 and rows["recall"] == 1.0
+
+
+def test_the_markdown_table_pools_the_seeds_and_states_the_target():
+    from iugc.report.tables import coverage_caption, render_coverage
+
+    rng = np.random.default_rng(1)
+    groups = np.arange(40) // 4
+    s = analysis.Study.from_tables({"a": {seed: covered_table(rng, 40, groups, 10.0) for seed in (1, 2)}}, ["a"])
+    table = analysis.coverage_table(s, 0.95, 0.9)
+    text = render_coverage(table, coverage_caption(0.9, 0.95))
+    rows = [line for line in text.splitlines() if line.startswith("| a ")]
+    assert len(rows) == 1 and "| 0.90 |" in rows[0] and "10.0 / 10.0 / 10.0" in rows[0]
+    assert "90%" in text and "one frame per acquisition" in text
