@@ -15,6 +15,7 @@ rule ablation:
         directory("results/ablation"),
     log:
         "results/logs/ablation.log",
+    threads: THREADS
     conda:
         ENV
     shell:
@@ -35,6 +36,7 @@ rule figures:
         directory("results/figures"),
     log:
         "results/logs/figures.log",
+    threads: THREADS
     conda:
         ENV
     shell:
@@ -52,6 +54,7 @@ rule export:
         directory("reports/model"),
     log:
         "results/logs/export.log",
+    threads: THREADS
     conda:
         ENV
     shell:
@@ -92,6 +95,7 @@ rule report:
         out=lambda wildcards, output: os.path.dirname(output[0]),
     log:
         "results/logs/report.log",
+    threads: THREADS
     conda:
         ENV
     shell:
