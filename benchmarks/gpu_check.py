@@ -123,12 +123,14 @@ def cuda_tests(out: Path) -> dict:
     result = subprocess.run([sys.executable, "-m", "pytest", "-m", "cuda", "-p", "no:cacheprovider", "-q",
                              f"--junitxml={report}", str(REPO / "tests" / "test_cuda.py")],
                             cwd=REPO, capture_output=True, text=True)
+    print(result.stdout[-3000:], result.stderr[-2000:], sep="\n")
+    if not report.is_file():
+        raise RuntimeError(f"pytest wrote no report (exit status {result.returncode}): {result.stderr[-500:]}")
     suite = ElementTree.parse(report).getroot()
     suite = suite.find("testsuite") if suite.tag == "testsuites" else suite
     counts = {key: int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped")}
     failed = [case.get("name") for case in suite.iter("testcase")
               if case.find("failure") is not None or case.find("error") is not None]
-    print(result.stdout[-3000:], result.stderr[-2000:], sep="\n")
     return {**counts, "passed": counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"],
             "failed_tests": failed, "exit_status": result.returncode,
             "seconds": round(time.perf_counter() - started, 1)}
