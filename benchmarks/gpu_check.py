@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -200,10 +201,15 @@ def chain(record: dict, save) -> None:
     ]
     for job in jobs:
         started = time.perf_counter()
-        stage(*job)
+        with warnings.catch_warnings(record=True) as caught:  # ops without a deterministic kernel
+            warnings.simplefilter("always")
+            stage(*job)
+        nondeterministic = sorted({str(w.message).splitlines()[0] for w in caught
+                                   if "deterministic" in str(w.message)})
         out = Path(job[job.index("--out") + 1])
         stamp = json.loads((out / "stamp.json").read_text())
-        entry = {"stage": job[0], "seconds": round(time.perf_counter() - started, 1), "device": stamp.get("device")}
+        entry = {"stage": job[0], "seconds": round(time.perf_counter() - started, 1), "device": stamp.get("device"),
+                 "nondeterministic_ops": nondeterministic}
         if (out / "summary.json").is_file():
             summary = json.loads((out / "summary.json").read_text())
             entry.update({k: summary[k] for k in ("final_val_mre", "final_loss", "epochs_done", "images")
@@ -263,9 +269,12 @@ def table(record: dict) -> str:
         lines += ["| chain stage | seconds | figures |", "|---|---|---|"]
         for entry in record["chain"]:
             figures = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()
-                                if k not in ("stage", "seconds", "device"))
+                                if k not in ("stage", "seconds", "device", "nondeterministic_ops"))
             lines.append(f"| {entry['stage']} | {entry['seconds']} | {figures} |")
         lines.append("")
+    for entry in record["chain"]:
+        for message in entry.get("nondeterministic_ops", []):
+            lines.append(f"{entry['stage']}, no deterministic kernel: {message}")
     if "predict_max_difference_px" in record:
         first, second = record["predict_devices"]
         lines += [f"`iugc predict --device {first}` against `--device {second}`: largest difference "
@@ -283,7 +292,9 @@ def _precision(row: dict) -> str:
 
 def run(folder: Path, out: Path, scale_name: str, budget: float) -> int:
     from iugc.config import load_params
+    from iugc.stages.runner import use_determinism
 
+    use_determinism(True)  # as the job runner does, before anything starts CUDA or cuBLAS
     scale = SCALES[scale_name]
     prepared = _in(folder, lambda: load_params("params.yaml"))["preset"]
     if prepared != scale["preset"]:

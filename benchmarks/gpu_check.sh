@@ -10,7 +10,7 @@
 # Then on the GPU machine (Python 3.12 with torch, no network), the checkout with both folders:
 #   bash benchmarks/gpu_check.sh "$OUT"
 # It ends within 8 minutes: the step benchmark starts no further row after --budget seconds, and
-# the whole run is stopped at 470 s (what it measured by then is already in OUT).
+# the whole run is stopped at 440 s (what it measured by then is already in OUT).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
@@ -27,4 +27,4 @@ if [ -d .whl ]; then
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 nvidia-smi -L 2>&1 | tee "$out/gpu_check.log"
-timeout 470 "$python" benchmarks/gpu_check.py run --out "$out" --budget 330 2>&1 | tee -a "$out/gpu_check.log"
+timeout 440 "$python" benchmarks/gpu_check.py run --out "$out" --budget 300 2>&1 | tee -a "$out/gpu_check.log"
