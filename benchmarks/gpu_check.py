@@ -296,6 +296,9 @@ def run(folder: Path, out: Path, scale_name: str, budget: float) -> int:
 
     use_determinism(True)  # as the job runner does, before anything starts CUDA or cuBLAS
     scale = SCALES[scale_name]
+    if not (folder / "params.yaml").is_file():
+        raise SystemExit(f"gpu_check: {folder} is not prepared; run `make gpu-check-prepare` "
+                         "(or gpu_check.py prepare) first")
     prepared = _in(folder, lambda: load_params("params.yaml"))["preset"]
     if prepared != scale["preset"]:
         raise SystemExit(f"gpu_check: {folder} was prepared with the {prepared} preset; "

@@ -9,17 +9,15 @@
 #                                # .gpucheck/: 48 real frames, params.yaml and the data stages, done
 # Then on the GPU machine (Python 3.12 with torch, no network), the checkout with both folders:
 #   bash benchmarks/gpu_check.sh "$OUT"
+# Further arguments go to `gpu_check.py run` (the CPU rehearsal: OUT --tiny --folder FOLDER).
 # It ends within 8 minutes: the step benchmark starts no further row after --budget seconds, and
 # the whole run is stopped at 440 s (what it measured by then is already in OUT).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 out=${1:-${OUT:-reports/gpu_check}}
+shift || true
 mkdir -p "$out"
-if [ ! -f .gpucheck/params.yaml ]; then
-    echo "gpu_check.sh: .gpucheck/ is missing; run make gpu-check-prepare first" >&2
-    exit 2
-fi
 if [ -d .whl ]; then
     "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
         || exit 2
@@ -27,4 +25,4 @@ if [ -d .whl ]; then
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 nvidia-smi -L 2>&1 | tee "$out/gpu_check.log"
-timeout 440 "$python" benchmarks/gpu_check.py run --out "$out" --budget 300 2>&1 | tee -a "$out/gpu_check.log"
+timeout 440 "$python" benchmarks/gpu_check.py run --out "$out" --budget 300 "$@" 2>&1 | tee -a "$out/gpu_check.log"

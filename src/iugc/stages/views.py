@@ -25,6 +25,20 @@ COMPUTE = "compute"  # threads, device, determinism: they change the numbers, so
 # changing them reruns nothing.
 FINETUNE_SETTINGS = ("finetune.num_workers",)
 PRETRAIN_SETTINGS = ("pretrain.moco.num_workers", "pretrain.mae.num_workers")
+SETTINGS = (*FINETUNE_SETTINGS, *PRETRAIN_SETTINGS)
+
+
+def result_keys(params: Mapping, prefix: str = "") -> list[str]:
+    """Every key of ``params`` but the settings (a section that holds one is listed key by key):
+    what the report reads, hashes and checks the results against."""
+    keys = []
+    for key, value in params.items():
+        dotted = f"{prefix}{key}"
+        if any(setting.startswith(f"{dotted}.") for setting in SETTINGS):
+            keys += result_keys(value, f"{dotted}.")
+        elif dotted not in SETTINGS:
+            keys.append(dotted)
+    return keys
 
 
 def pretrain_method(variant: Mapping) -> str | None:
