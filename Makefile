@@ -14,7 +14,7 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 # Snakemake's jobs call `iugc`; put the venv first on PATH for them.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install data study _study test bench lint clean-results gpu-check-prepare gpu-check
+.PHONY: install data study _study test bench lint clean-results
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,7 @@ bench: install
 # The device check (benchmarks/gpu_check.sh): prepared here on the CPU (the wheels a GPU machine
 # without network lacks into .whl/, real frames and the data stages into .gpucheck/; both are
 # git-ignored), then `make gpu-check` (or `bash benchmarks/gpu_check.sh OUT`) on the GPU machine.
+.PHONY: gpu-check-prepare gpu-check
 GPU_CHECK_DATA ?= ../shared/data/psfhs_aop
 gpu-check-prepare: install
 	rm -rf .whl && $(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
