@@ -13,9 +13,10 @@ import torch
 from study import environment, iugc, run
 
 from iugc import gpus
+from iugc.stages.registry import stages
 from iugc.stages.runner import CUBLAS_WORKSPACE, use_determinism
 
-GPU_RULES = {"pretrain", "finetune", "evaluate"}
+GPU_RULES = {name for name, declared in stages().items() if declared.on_device}  # pretrain, finetune, evaluate
 THREADS = 3  # not a preset's value: cpus_per_task must follow compute.threads, whatever it is
 
 
@@ -61,7 +62,7 @@ def study_folder(repo_root, tmp_path):
 def test_training_and_evaluation_jobs_ask_for_a_gpu_on_cuda(study_folder):
     work, env = study_folder
     jobs = dry_run_resources(work, env=env)
-    assert GPU_RULES <= set(jobs)
+    assert GPU_RULES == {"pretrain", "finetune", "evaluate"} and GPU_RULES <= set(jobs)
     for rule, listed in jobs.items():
         for job in listed:
             assert job["threads"] == THREADS, (rule, job)  # every rule declares the threads it runs

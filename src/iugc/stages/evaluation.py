@@ -12,7 +12,7 @@ METRICS_JSON = "metrics.json"
 
 
 @stage("evaluate", reads=["evaluate", "seed", "compute"], wildcards=("variant", "seed"),
-       inputs=("dataset", "split", "model"))
+       inputs=("dataset", "split", "model"), on_device=True)
 def evaluate(view, *, variant, seed, dataset, split, model, out):
     """Predict the held-out test split and score it (MRE, per landmark, AoP MAE, intervals over
     its acquisitions); the per-frame table is what the ablation pools over seeds."""

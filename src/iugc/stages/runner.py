@@ -82,7 +82,7 @@ def run_job(stage, params: dict, args: dict) -> None:
     wildcards = {name: args.pop(name) for name in stage.wildcards}
     inputs = {name: args[name] for name in stage.inputs if args.get(name) is not None}
     view = stage.view(params, wildcards)
-    if "compute" in view:  # a job that computes with torch: its own GPU first, before CUDA starts
+    if stage.on_device:  # a job that computes with torch: its own GPU first, before CUDA starts
         from ..gpus import claim_gpu, uses_cuda
 
         if uses_cuda(view["compute"]["device"]):
@@ -104,7 +104,7 @@ def run_job(stage, params: dict, args: dict) -> None:
     record = {"job": stage.job_id(wildcards), "stage": stage.name, "wildcards": wildcards,
               "params": view, "seconds": round(time.perf_counter() - started, 3),
               "threads": params["compute"]["threads"]}
-    if "compute" in view:
+    if stage.on_device:
         from ..train.runtime import device_record
 
         record["device"] = device_record(view["compute"]["device"])

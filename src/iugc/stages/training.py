@@ -24,7 +24,7 @@ def _write_summary(out, summary: dict) -> None:
 
 
 @stage("pretrain", reads=pretrain_keys, wildcards=("method", "seed"), inputs=("pool",),
-       settings=PRETRAIN_SETTINGS)
+       settings=PRETRAIN_SETTINGS, on_device=True)
 def pretrain(view, *, method, seed, pool, out, checkpoints):
     """Pretrain an encoder on the filtered pool: MoCoV2 (hrnet, resnet) or masked AE (attention U-Net)."""
     from ..data.filtering import POOL_CSV
@@ -45,7 +45,7 @@ def pretrain(view, *, method, seed, pool, out, checkpoints):
 
 
 @stage("finetune", reads=finetune_keys, wildcards=("variant", "seed"),
-       inputs=("dataset", "split", "encoder"), settings=FINETUNE_SETTINGS)
+       inputs=("dataset", "split", "encoder"), settings=FINETUNE_SETTINGS, on_device=True)
 def finetune(view, *, variant, seed, dataset, split, encoder=None, out, checkpoints):
     """Fine-tune one variant on the training split; validation MRE logged per epoch."""
     from ..ssl.pretrain import ENCODER_FILE
