@@ -65,6 +65,20 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/run.py --json reports/bench.json $(if $(STUDY),--study $(STUDY))
 
+# The device check (benchmarks/gpu_check.sh): prepared here on the CPU (the wheels a GPU machine
+# without network lacks into .whl/, real frames and the data stages into .gpucheck/; both are
+# git-ignored), then `make gpu-check` (or `bash benchmarks/gpu_check.sh OUT`) on the GPU machine.
+.PHONY: gpu-check-prepare gpu-check
+GPU_CHECK_DATA ?= ../shared/data/psfhs_aop
+gpu-check-prepare: install
+	rm -rf .whl && $(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	  --platform manylinux2014_x86_64 -d .whl -r benchmarks/gpu_check_wheels.txt
+	$(BIN)/python benchmarks/gpu_check.py prepare --data $(GPU_CHECK_DATA)
+
+gpu-check:
+	bash benchmarks/gpu_check.sh $(OUT)
+
 lint: install
 	$(BIN)/snakemake --lint
 

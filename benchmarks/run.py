@@ -55,8 +55,9 @@ def _median_seconds(run, repeats: int) -> float:
     return statistics.median(times)
 
 
-def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 3) -> float:
-    a, b = torch.rand(size, size, device=device), torch.rand(size, size, device=device)
+def matmul_gflops(device: torch.device, size: int = 2048, repeats: int = 3,
+                  dtype: torch.dtype = torch.float32) -> float:
+    a, b = (torch.rand(size, size, device=device).to(dtype) for _ in range(2))
 
     def product():
         torch.mm(a, b)
@@ -75,7 +76,11 @@ def _batches(n: int, batch: int, size: int, device: torch.device):
 
 
 def training_step(params: dict, device: torch.device, frozen: bool, steps: int, limit: float) -> dict:
+    """The full method's step at ``params``' architecture, batch size and precision (finetune.amp:
+    float16 autocast on CUDA); ``limit``: the matmul rate (GFLOP/s) its share is taken of."""
     config = finetune_config(params, VARIANT)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     no_validation = LandmarkDataset(pd.DataFrame(columns=LANDMARK_COLUMNS), params["model"]["image_size"], None)
     method = FinetuneMethod(VARIANT, landmark_spec(params, VARIANT), config, device, no_validation, seed=0,
                             pretrained=True)
@@ -93,8 +98,11 @@ def training_step(params: dict, device: torch.device, frozen: bool, steps: int, 
         float(losses["total"])  # waits for the device
 
     seconds = _median_seconds(one, steps)
-    return {"seconds_per_step": seconds, "images_per_second": batch / seconds, "tflop_per_step": flops / 1e12,
-            "share_of_matmul_rate": flops / seconds / (limit * 1e9), "batch": batch, "size": size}
+    row = {"seconds_per_step": seconds, "images_per_second": batch / seconds, "tflop_per_step": flops / 1e12,
+           "share_of_matmul_rate": flops / seconds / (limit * 1e9), "batch": batch, "size": size}
+    if device.type == "cuda":
+        row["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return row
 
 
 def data_pipeline(params: dict, frames: int) -> dict:

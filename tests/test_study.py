@@ -22,6 +22,7 @@ import yaml
 from study import copy_study, dvc, dvc_ran, environment, iugc, run, snakemake, snakemake_plan
 
 from iugc.config import load_params, params_hash
+from iugc.stages.registry import get_stage
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +51,8 @@ def assert_report_is_current(work):
     """Nothing left to run, and the report records the parameters in force."""
     assert snakemake_plan(work) == set()
     provenance = json.loads((work / "reports" / "provenance.json").read_text())
-    assert provenance["params_hash"] == params_hash(load_params(work / "params.yaml"))
+    report = get_stage("report")
+    assert provenance["params_hash"] == params_hash(report.view(load_params(work / "params.yaml"), {}))
 
 
 def test_study_end_to_end_snakemake_then_dvc(finished_study, tmp_path):
@@ -96,6 +98,34 @@ def test_study_end_to_end_snakemake_then_dvc(finished_study, tmp_path):
     plots = json.loads(dvc("plots", "show", "--json", cwd=work).stdout)
     sources = json.dumps(plots["data"])
     assert "dvclive/plots/metrics" in sources and "losses.csv" in sources, sources[:2000]
+
+
+def test_settings_that_do_not_change_results_rerun_nothing(finished_study, tmp_path):
+    """Loader processes are handed to the training jobs but are not their parameters: changing
+    any of them, neither tool would rerun anything. compute.deterministic is one (it changes the
+    kernels), and each training and evaluation stamp records it with the device that ran it."""
+    work = copy_study(finished_study, tmp_path / "study")
+    original = (work / "params.yaml").read_text()
+    for path in (("finetune", "num_workers"), ("pretrain", "moco", "num_workers"), ("pretrain", "mae", "num_workers")):
+        params = yaml.safe_load(original)
+        section = params
+        for key in path[:-1]:
+            section = section[key]
+        section[path[-1]] += 2
+        (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        assert snakemake_plan(work) == set(), path
+        status = dvc("status", cwd=work).stdout
+        assert "up to date" in status, (path, status)
+
+    params = yaml.safe_load(original)
+    params["compute"]["deterministic"] = False
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    seeds = [str(seed) for seed in params["study"]["seeds"]]
+    planned = snakemake_plan(work)
+    assert {f"finetune-{V2}-{seed}" for seed in seeds} | {f"evaluate-{V2}-{seed}" for seed in seeds} <= planned
+    assert not any(job.startswith(("obtain", "validate", "split", "filter")) for job in planned), planned
+    stamp = json.loads((work / "results" / "finetune" / V2 / "seed1" / "stamp.json").read_text())
+    assert stamp["device"]["deterministic"] is True and stamp["device"]["torch"] == torch.__version__
 
 
 def test_a_failed_job_never_leaves_stale_results(finished_study, tmp_path):

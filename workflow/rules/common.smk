@@ -2,6 +2,7 @@
 # make Snakemake rerun a job exactly when DVC would, and the check of finished results.
 import sys
 
+from iugc.gpus import uses_cuda, visible_gpus
 from iugc.integrity import HashCache
 from iugc.stages.verify import current_jobs, study_state
 from iugc.stages.views import pretrain_method, pretrain_methods
@@ -10,7 +11,20 @@ from iugc.workflow import HASH_CACHE, OUTPUT_ROOTS, align_times, snapshot_path, 
 VARIANTS = list(config["variants"])
 METHODS = pretrain_methods(config)
 SEEDS = [str(seed) for seed in config["study"]["seeds"]]
-THREADS = config["compute"]["threads"]  # of every job that computes with torch
+THREADS = config["compute"]["threads"]  # of every job: the job runner fixes them (iugc stage)
+
+
+def gpus_per_job():
+    """GPUs of a training or evaluation job (its `gpu` resource): one when compute.device
+    resolves to CUDA on the machine that plans, else none. The Slurm plugin turns it into
+    --gpus=1 (on a cluster whose login node has no GPU, set compute.device: cuda, not auto)."""
+    return 1 if uses_cuda(config["compute"]["device"]) else 0
+
+
+# Run locally, at most as many GPU jobs at once as this machine has GPUs (each job takes one of
+# its own, iugc/gpus.py); `--resources gpu=N` overrides. A profile cannot count the GPUs itself.
+if workflow.global_resources["_nodes"].value is None and "gpu" not in workflow.global_resources:
+    workflow.register_resource("gpu", len(visible_gpus()))
 
 
 # Before Snakemake plans: every finished result is checked against its stamp, and every job's

@@ -8,6 +8,7 @@ rule obtain:
         source=option("source"),
     log:
         "results/logs/obtain.log",
+    threads: THREADS
     conda:
         ENV
     shell:
@@ -22,6 +23,7 @@ rule validate:
         directory("results/validate"),
     log:
         "results/logs/validate.log",
+    threads: THREADS
     conda:
         ENV
     shell:
@@ -37,6 +39,7 @@ rule split:
         directory("results/split"),
     log:
         "results/logs/split.log",
+    threads: THREADS
     conda:
         ENV
     shell:
@@ -52,6 +55,7 @@ rule filter:
         directory("results/filter"),
     log:
         "results/logs/filter.log",
+    threads: THREADS
     conda:
         ENV
     shell:

@@ -11,6 +11,8 @@ rule calibrate:
     log:
         "results/logs/calibrate/{variant}/seed{seed}.log",
     threads: THREADS
+    resources:
+        gpu=gpus_per_job(),
     conda:
         ENV
     shell:
@@ -30,6 +32,8 @@ rule evaluate:
     log:
         "results/logs/evaluate/{variant}/seed{seed}.log",
     threads: THREADS
+    resources:
+        gpu=gpus_per_job(),
     conda:
         ENV
     shell:

@@ -12,6 +12,8 @@ rule finetune:
     log:
         "results/logs/finetune/{variant}/seed{seed}.log",
     threads: THREADS
+    resources:
+        gpu=gpus_per_job(),
     conda:
         ENV
     shell:

@@ -9,6 +9,8 @@ rule pretrain:
     log:
         "results/logs/pretrain/{method}/seed{seed}.log",
     threads: THREADS
+    resources:
+        gpu=gpus_per_job(),
     conda:
         ENV
     shell:

@@ -16,6 +16,7 @@ rule ablation:
         directory("results/ablation"),
     log:
         "results/logs/ablation.log",
+    threads: THREADS
     conda:
         ENV
     shell:
@@ -36,6 +37,7 @@ rule figures:
         directory("results/figures"),
     log:
         "results/logs/figures.log",
+    threads: THREADS
     conda:
         ENV
     shell:
@@ -54,6 +56,7 @@ rule export:
         directory("reports/model"),
     log:
         "results/logs/export.log",
+    threads: THREADS
     conda:
         ENV
     shell:
@@ -97,6 +100,7 @@ rule report:
         out=lambda wildcards, output: os.path.dirname(output[0]),
     log:
         "results/logs/report.log",
+    threads: THREADS
     conda:
         ENV
     shell:

@@ -3,11 +3,13 @@
 A manifest folder holds ``labels.csv`` (one row per labelled frame: file, split, landmarks,
 AoP, size), ``unlabeled.csv`` (the unlabeled pool) and ``source.json`` (where the frames are and
 content hashes of them). Image paths are stored relative to the manifest folder when the frames
-live inside it (the phantom, a converted PSFHS release) and absolute otherwise.
+live inside the study folder (the phantom, a converted PSFHS release, a data root kept in the
+study), so the study can be moved or copied whole, and absolute otherwise.
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -38,13 +40,22 @@ def read_dataset(dataset: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]
 
 
 def write_dataset(out: str | Path, labels: pd.DataFrame, unlabeled: pd.DataFrame, record: dict) -> None:
-    """Write a manifest folder; image paths inside ``out`` are stored relative to it."""
+    """Write a manifest folder; image paths inside the study are stored relative to ``out``."""
     out = Path(out)
     for frame, name in ((labels, LABELS_CSV), (unlabeled, UNLABELED_CSV)):
         frame = frame.copy()
-        frame["image_path"] = [_relative_to(p, out) for p in frame["image_path"]]
+        frame["image_path"] = [manifest_path(p, out) for p in frame["image_path"]]
         frame.to_csv(out / name, index=False)
     (out / SOURCE_JSON).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def manifest_path(path: str | Path, out: str | Path) -> str:
+    """``path`` as manifest ``out`` stores it: relative to ``out`` when inside it or inside the
+    study folder (the working directory every stage runs in), absolute otherwise."""
+    p, out = Path(path).resolve(), Path(out).resolve()
+    if p.is_relative_to(out) or p.is_relative_to(Path.cwd().resolve()):
+        return os.path.relpath(p, out)
+    return str(p)
 
 
 def portable_path(path: str) -> str:

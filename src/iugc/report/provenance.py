@@ -32,12 +32,16 @@ def package_versions() -> dict:
 
 
 def device_info() -> dict:
+    """The machine the report ran on; each training and evaluation job's stamp records its own
+    (``device``: GPU, driver, CUDA, cuDNN, torch, deterministic kernels), collected below."""
     import torch
+
+    from ..train.runtime import device_record
 
     info = {"platform": platform.platform(), "python": platform.python_version(),
             "cpu_count": __import__("os").cpu_count(), "cuda": torch.cuda.is_available()}
     if info["cuda"]:
-        info["gpu"] = torch.cuda.get_device_name(0)
+        info.update(device_record("cuda"))
     return info
 
 

@@ -61,7 +61,6 @@ class MocoConfig:
     weight_decay: float
     amp: bool
     max_images: int | None
-    num_workers: int
 
     @property
     def learning_rates(self) -> dict[str, float]:
@@ -85,7 +84,6 @@ class MaeConfig:
     weight_decay: float
     amp: bool
     max_images: int | None
-    num_workers: int
 
 
 class PretrainFrames(Dataset):
@@ -196,12 +194,14 @@ class _MoCoLoss(nn.Module):
 def pretrain_moco(config: MocoConfig, image_paths: Sequence[str | Path], out_dir: str | Path, *,
                   seed: int, device: str | torch.device | None = None,
                   log: Callable[[str], None] = print, checkpoint_dir: str | Path | None = None,
-                  stop_after: int | None = None, deterministic: bool | None = None) -> dict:
+                  stop_after: int | None = None, deterministic: bool | None = None,
+                  num_workers: int = 0) -> dict:
     """MoCoV2 pretraining of ``config.encoder`` (Sec. 2.1, 3.2).
 
     ``checkpoint_dir`` holds the per-epoch checkpoint (default ``out_dir``); ``stop_after`` ends
     the call after that many epochs in all (no encoder.pt yet); ``deterministic`` defaults to
-    True on a CPU. Returns a summary: final loss, images, epochs, steps, seconds, device.
+    True on a CPU; ``num_workers``: loader processes (the results do not depend on it). Returns
+    a summary: final loss, images, epochs, steps, seconds, device.
     """
     device = choose_device(device)
     set_deterministic(device.type == "cpu" if deterministic is None else deterministic)
@@ -217,13 +217,14 @@ def pretrain_moco(config: MocoConfig, image_paths: Sequence[str | Path], out_dir
                         token_stride=encoder.reduction)
     return _pretrain("moco", _MoCoLoss(moco), encoder, optimizer, dataset, config, seed=seed,
                      device=device, out_dir=out_dir, checkpoint_dir=checkpoint_dir, log=log,
-                     stop_after=stop_after)
+                     stop_after=stop_after, num_workers=num_workers)
 
 
 def pretrain_mae(config: MaeConfig, image_paths: Sequence[str | Path], out_dir: str | Path, *,
                  seed: int, device: str | torch.device | None = None,
                  log: Callable[[str], None] = print, checkpoint_dir: str | Path | None = None,
-                 stop_after: int | None = None, deterministic: bool | None = None) -> dict:
+                 stop_after: int | None = None, deterministic: bool | None = None,
+                 num_workers: int = 0) -> dict:
     """Masked-autoencoder pretraining of the Attention U-Net (Table 2, last row).
 
     Options and summary as for :func:`pretrain_moco`.
@@ -238,12 +239,13 @@ def pretrain_mae(config: MaeConfig, image_paths: Sequence[str | Path], out_dir: 
     dataset = MaskedFrames(_pool(image_paths, config), config.image_size, config.augment, seed,
                            patch_size=config.patch_size, mask_ratio=config.mask_ratio)
     return _pretrain("mae", model, encoder, optimizer, dataset, config, seed=seed, device=device,
-                     out_dir=out_dir, checkpoint_dir=checkpoint_dir, log=log, stop_after=stop_after)
+                     out_dir=out_dir, checkpoint_dir=checkpoint_dir, log=log, stop_after=stop_after,
+                     num_workers=num_workers)
 
 
 def _pretrain(method: str, model: nn.Module, encoder: nn.Module, optimizer: torch.optim.Optimizer,
               dataset: PretrainFrames, config: MocoConfig | MaeConfig, *, seed: int,
-              device: torch.device, out_dir, checkpoint_dir, log, stop_after) -> dict:
+              device: torch.device, out_dir, checkpoint_dir, log, stop_after, num_workers) -> dict:
     config_hash = params_hash({"config": asdict(config), "seed": seed})
     meta = {"method": method, "encoder_kind": config.encoder.kind, "config_hash": config_hash,
             "image_size": config.image_size}
@@ -251,7 +253,7 @@ def _pretrain(method: str, model: nn.Module, encoder: nn.Module, optimizer: torc
     runner = PretrainMethod(f"{method} pretraining", model, encoder, optimizer,
                             config.epochs * steps_per_epoch, device, config.amp, meta)
     settings = LoopSettings(epochs=config.epochs, batch_size=config.batch_size, seed=seed, device=device,
-                            num_workers=config.num_workers)
+                            num_workers=num_workers)
     summary, _ = fit(runner, dataset, settings, out_dir=out_dir, checkpoint_dir=checkpoint_dir,
                      identity={"config_hash": config_hash}, log=log, stop_after=stop_after)
     return {"method": method, "images": len(dataset), **summary}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data.manifest import SPLITS_CSV, labelled_subsets, portable_path, read_dataset, write_dataset
+from ..data.manifest import SPLITS_CSV, labelled_subsets, manifest_path, portable_path, read_dataset, write_dataset
 from ..errors import UserError
 from .registry import stage
 from .views import filter_config, obtain_keys
@@ -64,7 +64,7 @@ def obtain(view, *, source=None, out):
     sizes = labels.groupby(["width", "height"]).size().sort_values(ascending=False)
     write_dataset(out, labels, unlabeled, {
         "source": data["source"],
-        "root": str(root) if data["source"] == "iugc2025" else str(Path(root).relative_to(out)),
+        "root": manifest_path(root, out),
         **describe_data(data, root),
         "n_labeled": int(len(labels)),
         "n_unlabeled": int(len(unlabeled)),

@@ -22,7 +22,7 @@ def _true_points(frames) -> np.ndarray:
 
 
 @stage("calibrate", reads=["evaluate.coverage", "compute"], wildcards=("variant", "seed"),
-       inputs=("dataset", "split", "model"))
+       inputs=("dataset", "split", "model"), on_device=True)
 def calibrate(view, *, variant, seed, dataset, split, model, out):
     """Calibrate the model's radii and AoP interval on the validation split (split-conformal).
 
@@ -48,7 +48,7 @@ def calibrate(view, *, variant, seed, dataset, split, model, out):
 
 
 @stage("evaluate", reads=["evaluate.confidence", "evaluate.success_radii", "compute"], wildcards=("variant", "seed"),
-       inputs=("dataset", "split", "model", "calibration"))
+       inputs=("dataset", "split", "model", "calibration"), on_device=True)
 def evaluate(view, *, variant, seed, dataset, split, model, calibration, out):
     """Predict the held-out test split and score it (MRE, per landmark, AoP MAE, intervals over
     its acquisitions) and the calibrated confidence (coverage of the radii and AoP intervals,

@@ -17,6 +17,7 @@ import pandas as pd
 from ..data.manifest import labelled_subsets, read_dataset
 from ..errors import UserError
 from .registry import stage
+from .views import result_keys
 
 ABLATION_FILES = ("ablation.md", "ablation.csv", "ablation.tex", "claims.md", "claims.csv", "claims.tex",
                   "reference.md", "reference.csv", "published.md", "per_landmark.csv", "by_aop_range.csv",
@@ -269,9 +270,9 @@ def _mean_over_seeds(tables: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def _all_keys(params, wildcards) -> list[str]:
-    # The report records the hash of the whole parameter set and checks every result against
-    # it, so it reads all of it.
-    return list(params)
+    # The report records the hash of the parameter set and checks every result against it, so it
+    # reads all of it but the settings that change no result (views.SETTINGS).
+    return result_keys(params)
 
 
 @stage("report", reads=_all_keys, inputs=("dataset", "split", "filter", "ablation", "figures", "model", "results"),

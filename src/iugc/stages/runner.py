@@ -6,7 +6,9 @@ options, ``--params`` (default params.yaml) and ``--log``. The runner
 
 1. reads and validates params.yaml and fixes the number of CPU threads from ``compute.threads``
    before the numerical libraries start, so the numbers do not depend on the environment the
-   orchestrator hands down (Snakemake sets OMP_NUM_THREADS for its jobs, DVC does not);
+   orchestrator hands down (Snakemake sets OMP_NUM_THREADS for its jobs, DVC does not); a job
+   that computes with torch takes a GPU of its own where it sees several (``iugc.gpus``) and
+   gets deterministic kernels or not from ``compute.deterministic``;
 2. checks every stamped input (intact, made under the current parameters, consistent with the
    job's other inputs) and refuses a stale one in one line;
 3. empties ``out`` (unless the stage shares it), runs the stage on its view of the parameters,
@@ -29,6 +31,7 @@ from ..config import load_params
 from ..errors import UserError
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+CUBLAS_WORKSPACE = ":4096:8"  # what deterministic cuBLAS needs (CUDA's reproducibility notes)
 
 
 def use_threads(threads: int) -> None:
@@ -41,6 +44,17 @@ def use_threads(threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def use_determinism(enabled: bool) -> None:
+    """``compute.deterministic``: deterministic cuDNN and torch kernels (cuBLAS needs its
+    workspace fixed before CUDA starts, hence the variable), or the fastest kernels, cuDNN
+    autotuning included. On a CPU the kernels are deterministic either way."""
+    from ..train.runtime import set_deterministic
+
+    if enabled:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACE
+    set_deterministic(enabled)
 
 
 def _parser(stage) -> argparse.ArgumentParser:
@@ -68,6 +82,12 @@ def run_job(stage, params: dict, args: dict) -> None:
     wildcards = {name: args.pop(name) for name in stage.wildcards}
     inputs = {name: args[name] for name in stage.inputs if args.get(name) is not None}
     view = stage.view(params, wildcards)
+    if stage.on_device:  # a job that computes with torch: its own GPU first, before CUDA starts
+        from ..gpus import claim_gpu, uses_cuda
+
+        if uses_cuda(view["compute"]["device"]):
+            claim_gpu()
+        use_determinism(view["compute"]["deterministic"])
     check_inputs(params, inputs)
     out = Path(args["out"])
     if stage.owns_out and out.exists():
@@ -76,14 +96,19 @@ def run_job(stage, params: dict, args: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
-        written = stage.run(view, **wildcards, **args)
+        written = stage.run(stage.handed(params, wildcards), **wildcards, **args)
     except BaseException:
         if stage.owns_out:
             shutil.rmtree(out, ignore_errors=True)
         raise
-    write_stamp(out, {"job": stage.job_id(wildcards), "stage": stage.name, "wildcards": wildcards,
-                      "params": view, "seconds": round(time.perf_counter() - started, 3),
-                      "threads": params["compute"]["threads"]}, inputs,
+    record = {"job": stage.job_id(wildcards), "stage": stage.name, "wildcards": wildcards,
+              "params": view, "seconds": round(time.perf_counter() - started, 3),
+              "threads": params["compute"]["threads"]}
+    if stage.on_device:
+        from ..train.runtime import device_record
+
+        record["device"] = device_record(view["compute"]["device"])
+    write_stamp(out, record, inputs,
                 files=None if stage.owns_out else written)
 
 

@@ -13,7 +13,8 @@ import pandas as pd
 
 from ..data.manifest import labelled_subsets
 from .registry import stage
-from .views import finetune_config, finetune_keys, landmark_spec, mae_config, moco_config, pretrain_keys
+from .views import (FINETUNE_SETTINGS, PRETRAIN_SETTINGS, finetune_config, finetune_keys, landmark_spec,
+                    mae_config, moco_config, pretrain_keys)
 
 SUMMARY_JSON = "summary.json"
 
@@ -22,7 +23,8 @@ def _write_summary(out, summary: dict) -> None:
     (Path(out) / SUMMARY_JSON).write_text(json.dumps(summary, indent=1, default=str) + "\n")
 
 
-@stage("pretrain", reads=pretrain_keys, wildcards=("method", "seed"), inputs=("pool",))
+@stage("pretrain", reads=pretrain_keys, wildcards=("method", "seed"), inputs=("pool",),
+       settings=PRETRAIN_SETTINGS, on_device=True)
 def pretrain(view, *, method, seed, pool, out, checkpoints):
     """Pretrain an encoder on the filtered pool: MoCoV2 (hrnet, resnet) or masked AE (attention U-Net)."""
     from ..data.filtering import POOL_CSV
@@ -32,7 +34,9 @@ def pretrain(view, *, method, seed, pool, out, checkpoints):
     paths = pd.read_csv(Path(pool) / POOL_CSV)["image_path"].tolist()
     kind, encoder = method.split("_", 1)
     options = dict(seed=int(seed), out_dir=out, checkpoint_dir=checkpoints,
-                   device=choose_device(view["compute"]["device"]))
+                   device=choose_device(view["compute"]["device"]),
+                   deterministic=view["compute"]["deterministic"],
+                   num_workers=view["pretrain"][kind]["num_workers"])
     if kind == "moco":
         summary = pretrain_moco(moco_config(view, encoder), paths, **options)
     else:
@@ -41,7 +45,7 @@ def pretrain(view, *, method, seed, pool, out, checkpoints):
 
 
 @stage("finetune", reads=finetune_keys, wildcards=("variant", "seed"),
-       inputs=("dataset", "split", "encoder"))
+       inputs=("dataset", "split", "encoder"), settings=FINETUNE_SETTINGS, on_device=True)
 def finetune(view, *, variant, seed, dataset, split, encoder=None, out, checkpoints):
     """Fine-tune one variant on the training split; validation MRE logged per epoch."""
     from ..ssl.pretrain import ENCODER_FILE
@@ -54,5 +58,7 @@ def finetune(view, *, variant, seed, dataset, split, encoder=None, out, checkpoi
     summary = run_finetune(variant, landmark_spec(view, variant), finetune_config(view, variant),
                            subsets["train"], subsets["val"], out, seed=int(seed),
                            encoder_weights=weights, checkpoint_dir=checkpoints,
-                           device=choose_device(view["compute"]["device"]))
+                           device=choose_device(view["compute"]["device"]),
+                           deterministic=view["compute"]["deterministic"],
+                           num_workers=view["finetune"]["num_workers"])
     _write_summary(out, summary)

@@ -79,7 +79,8 @@ def check_inputs(params: Mapping, inputs: Mapping[str, object], cache: HashCache
 def verify_chain(params: Mapping, paths: Iterable[str]) -> dict:
     """Check every stamped result among ``paths``: intact, made under the current parameters, and
     made from the current version of everything it was made from. Returns, per result, its job,
-    stamp digest and seconds (the provenance of the report)."""
+    stamp digest, seconds and, for a job that computed with torch, the device that ran it (the
+    provenance of the report)."""
     cache = HashCache()
     chain = {}
     for path in _paths(paths):
@@ -90,6 +91,8 @@ def verify_chain(params: Mapping, paths: Iterable[str]) -> dict:
         if problem:
             raise StaleResultError(f"{path}: {problem}; {REBUILD}")
         chain[path] = {"job": stamp["job"], "stamp": digest(path, cache), "seconds": stamp.get("seconds")}
+        if "device" in stamp:
+            chain[path]["device"] = stamp["device"]
     return chain
 
 

@@ -17,7 +17,28 @@ if TYPE_CHECKING:  # the builders import them when called: reading keys needs no
     from ..ssl.pretrain import MaeConfig, MocoConfig
     from ..train.finetune import FinetuneConfig
 
-COMPUTE = "compute"  # threads and device: they change the numbers, so jobs that compute read them
+COMPUTE = "compute"  # threads, device, determinism: they change the numbers, so jobs that compute read them
+
+# Loader processes change how fast a job runs, never what it computes (every frame's randomness is
+# seeded by epoch and frame): the training stages are handed them as settings, which are not
+# their parameters (no snapshot, no DVC params, not in the stamp or a checkpoint's hash), so
+# changing them reruns nothing.
+FINETUNE_SETTINGS = ("finetune.num_workers",)
+PRETRAIN_SETTINGS = ("pretrain.moco.num_workers", "pretrain.mae.num_workers")
+SETTINGS = (*FINETUNE_SETTINGS, *PRETRAIN_SETTINGS)
+
+
+def result_keys(params: Mapping, prefix: str = "") -> list[str]:
+    """Every key of ``params`` but the settings (a section that holds one is listed key by key):
+    what the report reads, hashes and checks the results against."""
+    keys = []
+    for key, value in params.items():
+        dotted = f"{prefix}{key}"
+        if any(setting.startswith(f"{dotted}.") for setting in SETTINGS):
+            keys += result_keys(value, f"{dotted}.")
+        elif dotted not in SETTINGS:
+            keys.append(dotted)
+    return keys
 
 
 def pretrain_method(variant: Mapping) -> str | None:
@@ -88,7 +109,7 @@ def finetune_keys(params: Mapping, wildcards: Mapping[str, str]) -> list[str]:
     variant = params["variants"][name]
     keys = [*landmark_keys(params, name), "augment", COMPUTE,
             "finetune.epochs", "finetune.batch_size", "finetune.lr_generator", "finetune.weight_decay",
-            "finetune.unfreeze_epochs", "finetune.lambda_c", "finetune.amp", "finetune.num_workers"]
+            "finetune.unfreeze_epochs", "finetune.lambda_c", "finetune.amp"]
     if variant["output"] == "heatmaps":
         keys += ["model.heatmap_sigma", "finetune.lambda_h", "finetune.lambda_e"]
     if variant["adversarial"]:
@@ -106,7 +127,7 @@ def finetune_config(view: Mapping, variant_name: str) -> FinetuneConfig:
     return FinetuneConfig(
         epochs=ft["epochs"], batch_size=ft["batch_size"], lr_generator=ft["lr_generator"],
         weight_decay=ft["weight_decay"], unfreeze_epochs=tuple(ft["unfreeze_epochs"]),
-        lambda_c=ft["lambda_c"], amp=ft["amp"], num_workers=ft["num_workers"],
+        lambda_c=ft["lambda_c"], amp=ft["amp"],
         augment=AugmentConfig.from_section(view["augment"]),
         heatmap_sigma=view["model"]["heatmap_sigma"] if heatmaps else None,
         lambda_h=ft["lambda_h"] if heatmaps else None,
@@ -122,17 +143,23 @@ def finetune_config(view: Mapping, variant_name: str) -> FinetuneConfig:
 
 def pretrain_keys(params: Mapping, wildcards: Mapping[str, str]) -> list[str]:
     kind, encoder = wildcards["method"].split("_", 1)
-    if kind == "moco":
-        return ["model.image_size", "model.projection_dim", "model.projection_hidden", "augment",
-                "pretrain.moco", encoder_key(encoder), COMPUTE]
-    return ["model.image_size", "augment", "pretrain.mae", encoder_key(encoder), COMPUTE]
+    method = [f"pretrain.{kind}.{key}" for key in params["pretrain"][kind]
+              if f"pretrain.{kind}.{key}" not in PRETRAIN_SETTINGS]
+    model = ["model.image_size"] + (["model.projection_dim", "model.projection_hidden"] if kind == "moco" else [])
+    return [*model, "augment", *method, encoder_key(encoder), COMPUTE]
+
+
+def _method_section(view: Mapping, kind: str) -> dict:
+    """The pretraining method's settings of Sec. 3.2, without the loader's."""
+    return {key: value for key, value in view["pretrain"][kind].items()
+            if f"pretrain.{kind}.{key}" not in PRETRAIN_SETTINGS}
 
 
 def moco_config(view: Mapping, encoder_kind: str) -> MocoConfig:
     from ..data.augment import AugmentConfig
     from ..ssl.pretrain import MocoConfig
 
-    moco = dict(view["pretrain"]["moco"])
+    moco = _method_section(view, "moco")
     return MocoConfig(encoder=encoder_spec(view, encoder_kind), image_size=view["model"]["image_size"],
                       augment=AugmentConfig.from_section(view["augment"]),
                       projection_hidden=view["model"]["projection_hidden"],
@@ -144,7 +171,7 @@ def mae_config(view: Mapping) -> MaeConfig:
     from ..ssl.pretrain import MaeConfig
 
     return MaeConfig(encoder=encoder_spec(view, "attention_unet"), image_size=view["model"]["image_size"],
-                     augment=AugmentConfig.from_section(view["augment"]), **view["pretrain"]["mae"])
+                     augment=AugmentConfig.from_section(view["augment"]), **_method_section(view, "mae"))
 
 
 # --- data --------------------------------------------------------------------------------------

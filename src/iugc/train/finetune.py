@@ -55,7 +55,6 @@ class FinetuneConfig:
     unfreeze_epochs: tuple[int, int]
     lambda_c: float
     amp: bool
-    num_workers: int
     augment: AugmentConfig
     heatmap_sigma: float | None = None
     lambda_h: float | None = None
@@ -88,14 +87,16 @@ class FinetuneMethod(StatefulParts):
     and cosine schedules, the loss scaler, and the step of Eq. 17.
 
     Each optimiser holds all its network's parameters from the start; frozen encoder parameters
-    get no gradient and AdamW skips them, so unfreezing needs no new optimiser.
+    get no gradient and AdamW skips them, so unfreezing needs no new optimiser. ``num_workers``:
+    loader processes of the validation predictions (the results do not depend on it).
     """
 
     main_loss = "total"
 
     def __init__(self, name: str, spec: LandmarkNetSpec, config: FinetuneConfig, device: torch.device,
-                 val_set: LandmarkDataset, seed: int, pretrained: bool = True):
+                 val_set: LandmarkDataset, seed: int, pretrained: bool = True, num_workers: int = 0):
         self.name, self.spec, self.config, self.device, self.val_set = name, spec, config, device, val_set
+        self.num_workers = num_workers
         self.unfreeze_epochs = config.unfreeze_epochs if pretrained else RANDOM_ENCODER
         self.config_hash = finetune_hash(spec, config, seed)
         seed_everything(seed)
@@ -173,7 +174,7 @@ class FinetuneMethod(StatefulParts):
         if len(self.val_set):
             predicted = predict_dataset(self.generator, self.val_set, self.device,
                                         batch_size=self.config.batch_size,
-                                        num_workers=self.config.num_workers)
+                                        num_workers=self.num_workers)
             figures["val/mre"] = mean_radial_error(predicted, self.val_set.landmarks)
         return figures
 
@@ -195,12 +196,13 @@ def finetune(name: str, spec: LandmarkNetSpec, config: FinetuneConfig, train_df:
              val_df: pd.DataFrame, out_dir: str | Path, *, seed: int,
              encoder_weights: str | Path | None = None, checkpoint_dir: str | Path | None = None,
              device: str | torch.device | None = None, log: Callable[[str], None] = print,
-             stop_after: int | None = None, deterministic: bool | None = None) -> dict:
+             stop_after: int | None = None, deterministic: bool | None = None, num_workers: int = 0) -> dict:
     """Fine-tune the network ``spec`` describes (variant ``name``) on ``train_df``, validating
     on ``val_df``; writes ``out_dir/model.pt``, ``losses.csv`` and ``dvclive/``.
 
     The per-epoch checkpoint lives in ``checkpoint_dir`` (default ``out_dir``); ``stop_after``
-    ends the call after that many epochs in all; ``deterministic`` defaults to True on a CPU.
+    ends the call after that many epochs in all; ``deterministic`` defaults to True on a CPU;
+    ``num_workers``: loader processes (the results do not depend on it).
     Returns a summary: final and best validation MRE, epochs, seconds, device.
     """
     device = choose_device(device)
@@ -209,10 +211,11 @@ def finetune(name: str, spec: LandmarkNetSpec, config: FinetuneConfig, train_df:
     aug = config.augment
     train_set = LandmarkDataset(train_df, size, build_augment(aug), seed=seed)
     val_set = LandmarkDataset(val_df, size, build_eval_transform(aug.normalize_mean, aug.normalize_std))
-    method = FinetuneMethod(name, spec, config, device, val_set, seed, pretrained=encoder_weights is not None)
+    method = FinetuneMethod(name, spec, config, device, val_set, seed, pretrained=encoder_weights is not None,
+                            num_workers=num_workers)
     encoder_hash = load_encoder_weights(method.generator, encoder_weights) if encoder_weights else None
     settings = LoopSettings(epochs=config.epochs, batch_size=config.batch_size, seed=seed, device=device,
-                            num_workers=config.num_workers)
+                            num_workers=num_workers)
     summary, history = fit(method, train_set, settings, out_dir=out_dir, checkpoint_dir=checkpoint_dir,
                   identity={"config_hash": method.config_hash, "encoder_hash": encoder_hash}, log=log,
                   stop_after=stop_after,
