@@ -48,9 +48,9 @@ VARIANT, METHOD, SEED = "v2_moco_cbam_adv", "moco_hrnet", "1"  # the full method
 SCALES = {
     "gpu": {"preset": "paper", "frames": 48, "step_batches": (4, 16), "steps": 5, "matmul_size": 8192,
             "params": ["study.seeds=[1]", "pretrain.moco.epochs=2", "finetune.epochs=3",
-                       "finetune.unfreeze_epochs=[1,2]", "evaluate.bootstrap_samples=200"]},
+                       "finetune.unfreeze_epochs=[1,2]"]},
     "tiny": {"preset": "smoke", "frames": 24, "step_batches": (2,), "steps": 1, "matmul_size": 256,
-             "params": ["study.seeds=[1]", "evaluate.bootstrap_samples=20"]},
+             "params": ["study.seeds=[1]"]},
 }
 
 
@@ -180,24 +180,29 @@ def step_rows(scale: dict, deadline: float, record: dict, save) -> None:
 
 
 def chain(record: dict, save) -> None:
-    """(c): pretrain -> finetune -> evaluate -> predict on the prepared real frames (cwd: the folder)."""
+    """(c): pretrain -> finetune -> calibrate -> evaluate -> predict on the prepared real frames (cwd:
+    the folder)."""
     import numpy as np
 
     from iugc.cli import main as iugc
     from iugc.train.runtime import choose_device
 
-    for stale in ("results/pretrain", "results/finetune", "results/eval", "results/checkpoints", "results/predict"):
+    for stale in ("results/pretrain", "results/finetune", "results/calibrate", "results/eval", "results/checkpoints",
+                  "results/predict"):
         shutil.rmtree(stale, ignore_errors=True)
     pretrained = f"results/pretrain/{METHOD}/seed{SEED}"
     model = f"results/finetune/{VARIANT}/seed{SEED}"
+    calibration = f"results/calibrate/{VARIANT}/seed{SEED}"
     jobs = [
         ("pretrain", "--method", METHOD, "--seed", SEED, "--pool", "results/filter",
          "--checkpoints", f"results/checkpoints/pretrain/{METHOD}/seed{SEED}", "--out", pretrained),
         ("finetune", "--variant", VARIANT, "--seed", SEED, "--dataset", "data/dataset", "--split", "results/split",
          "--encoder", pretrained, "--checkpoints", f"results/checkpoints/finetune/{VARIANT}/seed{SEED}",
          "--out", model),
+        ("calibrate", "--variant", VARIANT, "--seed", SEED, "--dataset", "data/dataset", "--split", "results/split",
+         "--model", model, "--out", calibration),
         ("evaluate", "--variant", VARIANT, "--seed", SEED, "--dataset", "data/dataset", "--split", "results/split",
-         "--model", model, "--out", f"results/eval/{VARIANT}/seed{SEED}"),
+         "--model", model, "--calibration", calibration, "--out", f"results/eval/{VARIANT}/seed{SEED}"),
     ]
     for job in jobs:
         started = time.perf_counter()
@@ -224,7 +229,8 @@ def chain(record: dict, save) -> None:
     for device in ("cuda", "cpu"):
         resolved = device if device == "cpu" or choose_device(None).type == "cuda" else "cpu"
         started = time.perf_counter()
-        status = iugc(["predict", "--model", model, frames, "--out", f"results/predict/{device}", "--device", resolved])
+        status = iugc(["predict", "--model", model, frames, "--out", f"results/predict/{device}", "--device", resolved,
+                       "--calibration", str(Path(calibration) / "calibration.json")])
         if status:
             raise RuntimeError(f"iugc predict --device {resolved} exited with status {status}")
         tables[device] = pd.read_csv(f"results/predict/{device}/predictions.csv").set_index("Filename").sort_index()

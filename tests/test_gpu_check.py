@@ -12,7 +12,7 @@ import torch
 
 pytestmark = pytest.mark.realdata
 
-CHAIN = ["pretrain", "finetune", "evaluate"]
+CHAIN = ["pretrain", "finetune", "calibrate", "evaluate"]
 
 
 def test_the_device_check_runs_end_to_end_in_tiny_mode(repo_root, psfhs_root, tmp_path):
@@ -36,9 +36,9 @@ def test_the_device_check_runs_end_to_end_in_tiny_mode(repo_root, psfhs_root, tm
         assert row["seconds_per_step"] > 0 and row["share_of_matmul_rate"] > 0 and row["tflop_per_step"] > 0
     assert record["matmul_gflops"]["float16"] > 0
 
-    assert [entry["stage"] for entry in record["chain"][:3]] == CHAIN
+    assert [entry["stage"] for entry in record["chain"][:4]] == CHAIN
     assert record["chain"][1]["device"]["deterministic"] is True
-    assert math.isfinite(record["chain"][2]["test_mre_px"])
+    assert math.isfinite(record["chain"][3]["test_mre_px"])
     assert record["predict_max_difference_px"] <= 0.1
     table = (out / "gpu_check.md").read_text()
     assert "| chain stage |" in table and "s/step" in table and "Tests marked cuda" in table
