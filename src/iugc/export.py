@@ -17,19 +17,14 @@ from pathlib import Path
 import torch
 
 from .errors import UserError
-from .inference import TrainedModel, load_trained_model
-from .train.predict import MODEL_FILE
+from .inference import TrainedModel, load_trained_model, model_file
 
 SUBMISSION_WEIGHTS = "landmarks.ts"
 SUBMISSION_SETTINGS = "settings.json"
 
 
 def _trained(model_dir: str | Path) -> TrainedModel:
-    path = Path(model_dir)
-    path = path / MODEL_FILE if path.is_dir() else path
-    if not path.is_file():
-        raise UserError(f"{model_dir}: no {MODEL_FILE} here (give a results/finetune/<variant>/seed<s> folder)")
-    return load_trained_model(path, device="cpu")
+    return load_trained_model(model_file(model_dir), device="cpu")
 
 
 def _example(model: TrainedModel) -> torch.Tensor:

@@ -19,8 +19,7 @@ import pandas as pd
 from .data.images import ImageError, is_image_name, read_grey
 from .errors import UserError
 from .geometry import LANDMARKS, aop_from_landmarks
-from .inference import TrainedModel, load_trained_model
-from .train.predict import MODEL_FILE
+from .inference import TrainedModel, load_trained_model, model_file
 from .train.runtime import progress
 
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
@@ -153,10 +152,7 @@ def run(model_dir: str | Path, paths: Sequence[str | Path], out: str | Path, *, 
         log=print) -> int:
     """Predict every frame under ``paths`` with the model in ``model_dir``; returns the number of
     frames that could not be read."""
-    model_file = Path(model_dir) / MODEL_FILE if Path(model_dir).is_dir() else Path(model_dir)
-    if not model_file.is_file():
-        raise UserError(f"{model_dir}: no {MODEL_FILE} here (give a results/finetune/<variant>/seed<s> folder)")
-    model = load_trained_model(model_file, device=None if device == "auto" else device)
+    model = load_trained_model(model_file(model_dir), device=None if device == "auto" else device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     failed, tables = 0, []

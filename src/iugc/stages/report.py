@@ -220,7 +220,8 @@ def _chosen(view, finetuned: list[str]):
 @stage("export", reads=["variants"], inputs=("finetuned",))
 def export_model(view, *, finetuned: list[str], out):
     """The study ends with a usable model: the paper variant with the best validation MRE (never
-    chosen on the test split) as TorchScript, ONNX and a challenge submission."""
+    chosen on the test split), a copy of its model.pt (what `iugc predict --model` reads),
+    TorchScript, ONNX and a challenge submission."""
     from ..export import export_onnx, export_submission, export_torchscript
     from ..inference import load_trained_model
     from ..train.predict import MODEL_FILE
@@ -229,6 +230,7 @@ def export_model(view, *, finetuned: list[str], out):
     folder = Path(table[(table["variant"] == variant) & (table["seed"] == seed)]["folder"].iloc[0])
     out = Path(out)
     trained = load_trained_model(folder / MODEL_FILE, device="cpu")
+    shutil.copyfile(folder / MODEL_FILE, out / MODEL_FILE)
     export_torchscript(trained, out / "landmarks.ts")
     export_onnx(trained, out / "landmarks.onnx")
     export_submission(folder, out / "submission", description=f"seed {seed}, chosen by validation MRE")
