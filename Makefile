@@ -17,10 +17,11 @@ export PATH := $(BIN):$(PATH)
 
 .PHONY: install data study _study test test-cluster bench lint clean-results
 
+# --no-cache-dir: installing writes nothing outside the checkout (no pip cache in the home folder).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[workflow,dev]'
+	$(BIN)/python -m pip install -q --no-cache-dir --upgrade pip
+	$(BIN)/python -m pip install -q --no-cache-dir -e '.[workflow,dev]'
 	touch $@
 
 install: $(VENV)/.installed
