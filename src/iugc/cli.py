@@ -216,11 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_params)
 
     p = command("validate-data", "check a dataset and print its summary")
-    p.add_argument("path", help="the dataset's folder (IUGC 2025 layout: the one holding Training/)")
+    p.add_argument("path", metavar="PATH", help="the dataset's folder (IUGC 2025 layout: the one holding Training/)")
     p.set_defaults(func=_cmd_validate)
 
     p = command("phantom", "write the built-in phantom dataset (IUGC 2025 layout)")
-    p.add_argument("dst", help="folder to write (new, empty, or a phantom written before, with --force)")
+    p.add_argument("dst", metavar="DST", help="folder to write (new, empty, or a phantom written before, with --force)")
     p.add_argument("--n", type=int, default=300, help="labelled frames")
     p.add_argument("--unlabeled", type=int, default=None, help="unlabeled frames (default: the paper preset's)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same frames)")
@@ -229,12 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_phantom)
 
     p = command("convert-psfhs", "convert the PSFHS release to the IUGC 2025 layout")
-    p.add_argument("src", help="folder holding image_mha/ and label_mha/")
-    p.add_argument("dst", help="new or empty folder to write the converted tree to")
+    p.add_argument("src", metavar="SRC", help="folder holding image_mha/ and label_mha/")
+    p.add_argument("dst", metavar="DST", help="new or empty folder to write the converted tree to")
     p.set_defaults(func=_cmd_convert_psfhs)
 
     p = command("model-summary", "layer shapes and parameter counts of a variant (without one: the variants)")
-    p.add_argument("variant", nargs="?", default=None,
+    p.add_argument("variant", metavar="VARIANT", nargs="?", default=None,
                    help="a variant of the preset, e.g. v2_moco_cbam_adv; leave out to list them")
     p.add_argument("--preset", default="paper", choices=("paper", "quick", "smoke"), help="the preset whose sizes to use")
     p.add_argument("--size", type=int, default=None, help="input side (default: the preset's)")
@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("export-submission", "a challenge submission folder (and .zip) for the model")
     p.add_argument("--model", required=True, help=MODEL_HELP)
-    p.add_argument("dst", help="folder to write; DST.zip is written beside it")
+    p.add_argument("dst", metavar="DST", help="folder to write; DST.zip is written beside it")
     p.add_argument("--force", action="store_true", help="replace an existing DST and DST.zip")
     p.set_defaults(func=_cmd_export_submission)
 
