@@ -144,15 +144,13 @@ def main(argv: list[str]) -> int:
     """``iugc stage NAME [options]``; returns the exit status."""
     from .registry import get_stage
 
-    usage = ("usage: iugc stage NAME [--help] [options]\n\n"
-             "Runs one job of the study, as the rule of the same name does. The stages:\n"
-             f"{describe_stages()}\n")
-    if argv and argv[0] in ("-h", "--help"):
-        print(usage, end="")
-        return 0
     if not argv or argv[0].startswith("-"):
-        print(usage, end="", file=sys.stderr)
-        return 2
+        usage = ("usage: iugc stage NAME [--help] [options]\n\n"
+                 "Runs one job of the study, as the rule of the same name does. The stages:\n"
+                 f"{describe_stages()}\n")
+        asked = bool(argv) and argv[0] in ("-h", "--help")
+        print(usage, end="", file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
     name, rest = argv[0], argv[1:]
     if "-h" in rest or "--help" in rest:  # help needs no params.yaml
         try:
