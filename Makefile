@@ -1,4 +1,5 @@
-# Two commands do everything from a fresh clone: `make study` and `make test`.
+# Two commands do everything from a fresh clone: `make study` and `make test`. `make test-cluster`
+# (root only) runs the one test that starts a one-node Slurm cluster on this machine.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
@@ -14,12 +15,13 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 # Snakemake's jobs call `iugc`; put the venv first on PATH for them.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install data study _study test bench lint clean-results
+.PHONY: install data study _study test test-cluster bench lint clean-results
 
+# --no-cache-dir: installing writes nothing outside the checkout (no pip cache in the home folder).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[workflow,dev]'
+	$(BIN)/python -m pip install -q --no-cache-dir --upgrade pip
+	$(BIN)/python -m pip install -q --no-cache-dir -e '.[workflow,dev]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -57,8 +59,18 @@ _study:
 	@echo "make study: the report is reports/report.html"
 
 # One thread per test worker: two workers on two cores beat oversubscribed torch thread pools.
+# Everything but the Slurm test: needs no privileges and writes only in the checkout and the
+# system's temporary folder.
 test: install
-	OMP_NUM_THREADS=1 $(BIN)/pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/pytest -m "not slurm" $(PYTEST_ARGS)
+
+# The smoke study through a one-node Slurm cluster this machine starts for it
+# (workflow/profiles/slurm-local/local-cluster.sh): needs root, installs slurm-wlm and munge where
+# missing, writes /etc/slurm (and /etc/munge/munge.key where there is none); refuses a machine
+# that already runs Slurm or munge.
+test-cluster: install
+	@[ "$$(id -u)" -eq 0 ] || { echo "make test-cluster: needs root (it installs Slurm and munge and writes /etc/slurm, /etc/munge); make test runs everything else" >&2; exit 2; }
+	OMP_NUM_THREADS=1 $(BIN)/pytest -m slurm tests/test_cluster_and_real_data.py
 
 # The benchmarks (training step against this machine's matmul rate, data pipeline, inference,
 # memory); STUDY=path also times `snakemake -n` and `dvc status` in that finished study.

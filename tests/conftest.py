@@ -2,12 +2,23 @@
 (CI=true) a missing folder is a failure, elsewhere the tests are skipped."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 # Tests run two workers on two cores: one thread each beats oversubscribed thread pools
 # (measured 19 s vs 112 s for the SSL tests on a loaded machine). Set before torch starts.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# The tests write nothing outside the checkout and the system's temporary folder: the caches that
+# Snakemake, matplotlib and torch keep in the home folder, and DVC's in /var/tmp, go to a
+# temporary folder of this test process (its commands inherit the variables), removed at exit.
+_CACHES = Path(tempfile.mkdtemp(prefix="iugc-test-caches-"))
+atexit.register(shutil.rmtree, _CACHES, ignore_errors=True)
+for _name, _folder in (("XDG_CACHE_HOME", "cache"), ("MPLCONFIGDIR", "matplotlib"), ("DVC_SITE_CACHE_DIR", "dvc")):
+    os.environ[_name] = str(_CACHES / _folder)
 
 import pytest
 

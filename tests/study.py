@@ -15,10 +15,16 @@ BIN = Path(sys.executable).parent
 VENV = BIN.parent
 
 
+# The test repositories' commits need an author; a user's machine may have none configured, and
+# the tests write no git configuration of their own.
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "iugc tests", "GIT_AUTHOR_EMAIL": "tests@iugc.invalid",
+                "GIT_COMMITTER_NAME": "iugc tests", "GIT_COMMITTER_EMAIL": "tests@iugc.invalid"}
+
+
 def environment(**overrides) -> dict:
     """The environment of a user's shell with the project's venv on PATH (``None`` removes a
     variable): what Snakemake or DVC would inherit."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {**GIT_IDENTITY, **os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     for name, value in overrides.items():
         if value is None:
             env.pop(name, None)

@@ -1,10 +1,10 @@
 """The smoke study through a real Slurm cluster (a one-node cluster started on this machine by
-workflow/profiles/slurm/local-cluster.sh), compared with a local run of the same commit; and the
-smoke study on real frames with one command (`make study DATA=...`).
+workflow/profiles/slurm-local/local-cluster.sh), compared with a local run of the same commit; and
+the smoke study on real frames with one command (`make study DATA=...`).
 
-These tests share a worker apart from test_study.py's (`make test` distributes by file).
-Deselect the Slurm one locally with -m "not slurm"; CI runs it (as root, where the daemons can
-be installed and started).
+These tests share a worker apart from test_study.py's (`make test` distributes by file). The
+Slurm one (marker `slurm`) needs root and a machine with no Slurm or munge of its own: `make test`
+leaves it out, `make test-cluster` runs it alone (CI runs both).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from study import commit_all, copy_tracked, iugc, run, snakemake
 from iugc.config import load_params, load_preset
 
 pytestmark = pytest.mark.slow
-CLUSTER = "workflow/profiles/slurm/local-cluster.sh"
+CLUSTER = "workflow/profiles/slurm-local/local-cluster.sh"
 
 
 @pytest.fixture(scope="module")

@@ -212,3 +212,30 @@ print(json.dumps(out))
                                                                         "radius_FH1_px"]].to_numpy(float), atol=0.01)
         np.testing.assert_allclose([values["aop_low"], values["aop_high"]],
                                    ours.loc[name, ["aop_low", "aop_high"]].to_numpy(float), atol=0.01)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "iugc", *args], capture_output=True, text=True)
+
+
+def test_exported_files_are_refused_with_what_model_takes(heatmap_model, real_frames, tmp_path):
+    folder, _ = real_frames
+    model = load_trained_model(heatmap_model / "model.pt", device="cpu")
+    for exported in (export_torchscript(model, tmp_path / "m.ts"), export_onnx(model, tmp_path / "m.onnx")):
+        for args in (["predict", "--model", str(exported), str(folder / "grey.png"), "--out", str(tmp_path / "p")],
+                     ["export", "--model", str(exported), "--format", "onnx", "--out", str(tmp_path / "x.onnx")]):
+            result = _cli(*args)
+            assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+            assert str(exported) in result.stderr and "--model takes a folder holding model.pt" in result.stderr
+    assert not (tmp_path / "p").exists() and not (tmp_path / "x.onnx").exists()
+
+
+def test_export_submission_replaces_an_existing_folder_only_with_force(heatmap_model, tmp_path):
+    dst = tmp_path / "submission"
+    assert _cli("export-submission", "--model", str(heatmap_model), str(dst)).returncode == 0
+    (dst / "mine.txt").write_text("kept")
+    refused = _cli("export-submission", "--model", str(heatmap_model), str(dst))
+    assert refused.returncode == 2 and "--force" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert (dst / "mine.txt").read_text() == "kept"
+    assert _cli("export-submission", "--model", str(heatmap_model), str(dst), "--force").returncode == 0
+    assert not (dst / "mine.txt").exists() and (dst / "landmarks.ts").is_file()

@@ -13,23 +13,53 @@ from pathlib import Path
 from .errors import UserError
 
 
-def _cmd_params(args) -> int:
-    from .config import dump_params, load_params, load_preset, set_values, validate_params
+def _own_variants(path: Path, preset: dict) -> dict:
+    """The variants of an existing params file that its preset does not define (a user's own)."""
+    import yaml
 
+    try:
+        existing = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except (OSError, yaml.YAMLError):
+        return {}
+    variants = existing.get("variants") if isinstance(existing, dict) else None
+    if not isinstance(variants, dict):
+        return {}
+    return {name: value for name, value in variants.items() if name not in preset["variants"]}
+
+
+def _cmd_params(args) -> int:
+    from .config import (dump_params, load_params, load_preset, preset_differences_markdown,
+                         set_values, validate_params)
+
+    if args.diff:
+        sys.stdout.write(preset_differences_markdown())
+        return 0
+    out = Path(args.out)
+    unsourced = args.start is None and args.preset is None
+    kept: dict = {}
     if args.start is not None:
         start = load_params(args.start)
         origin = f"preset '{start['preset']}' via {args.start}"
     else:
-        start, origin = load_preset(args.preset), f"preset '{args.preset}'"
+        name = args.preset or "quick"
+        start, origin = load_preset(name), f"preset '{name}'"
+        kept = _own_variants(out, start) if args.out != "-" and not unsourced else {}
+        start["variants"].update(kept)
     params = set_values(start, args.set or [])
     validate_params(params, "resolved parameters")
+    if unsourced and args.out != "-" and out.exists() and not args.force:
+        raise UserError(f"{out} exists; say what to write it from (--preset paper|quick|smoke, or "
+                        f"--from {out} to change a value of it), or add --force to overwrite it with preset quick")
     text = (f"# Resolved from {origin} by `iugc params`; edit freely, the schema checks it.\n"
             + dump_params(params))
     if args.out == "-":
         sys.stdout.write(text)
     else:
-        Path(args.out).write_text(text)
+        out.write_text(text)
         print(f"wrote {args.out} ({origin})", file=sys.stderr)
+        if kept:
+            print(f"kept your variant(s) {', '.join(kept)} from {out} (not in the preset; "
+                  "delete them there to drop them)", file=sys.stderr)
     return 0
 
 
@@ -51,6 +81,9 @@ def _cmd_phantom(args) -> int:
     from .data.phantom import make_phantom
 
     defaults = load_preset("paper")["phantom"]
+    dst = Path(args.dst)
+    if dst.is_dir() and any(dst.iterdir()) and not args.force:
+        raise UserError(f"{dst}: exists and is not empty; add --force to replace a phantom written there before")
     out = make_phantom(
         args.dst,
         n_labeled=args.n,
@@ -81,6 +114,13 @@ def _cmd_model_summary(args) -> int:
     from .stages.views import landmark_spec
 
     params = load_preset(args.preset)
+    if args.variant is None:
+        print(f"the variants of preset '{args.preset}' (iugc model-summary VARIANT):")
+        for name, v in params["variants"].items():
+            print(f"  {name:<22} encoder {v['encoder']}, pretraining {v['pretrain']}, "
+                  f"attention {'yes' if v['attention'] else 'no'}, adversarial {'yes' if v['adversarial'] else 'no'}, "
+                  f"output {v['output']}" + (" (reference, not a paper variant)" if v.get("reference") else ""))
+        return 0
     if args.variant not in params["variants"]:
         raise UserError(f"no variant {args.variant!r}; choose one of {', '.join(params['variants'])}")
     summary = model_summary(args.variant, landmark_spec(params, args.variant),
@@ -123,6 +163,11 @@ def _cmd_export(args) -> int:
 def _cmd_export_submission(args) -> int:
     from .export import export_submission
 
+    dst = Path(args.dst)
+    zipped = dst.with_name(dst.name + ".zip")
+    if (dst.exists() or zipped.exists()) and not args.force:
+        there = dst if dst.exists() else zipped
+        raise UserError(f"{there} exists; add --force to replace {dst}/ and {zipped.name}")
     archive = export_submission(args.model, args.dst, calibration=args.calibration)
     print(f"wrote {args.dst}/ and {archive}", file=sys.stderr)
     return 0
@@ -150,49 +195,78 @@ def _cmd_stage(args) -> int:
     return run_stage(args.stage_args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="iugc", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default, where it has one worth showing."""
 
-    p = sub.add_parser("params", help="write params.yaml from a preset (or an existing file)")
-    p.add_argument("--preset", default="quick", choices=("paper", "quick", "smoke"))
-    p.add_argument("--from", dest="start", default=None, metavar="FILE",
-                   help="start from this params file instead of a preset (e.g. params.yaml)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one value (dotted key)")
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.option_strings and "%(default)" not in text and action.default not in (None, False)
+                and action.default is not argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
+MODEL_HELP = ("a model folder holding model.pt (reports/model, or a run's results/finetune/<variant>/seed<s>) "
+              "or that model.pt; not the exported .ts/.onnx files")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="iugc", description=__doc__.splitlines()[0], formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"iugc {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, help_text, **kwargs):
+        return sub.add_parser(name, help=help_text, description=help_text, formatter_class=_HelpFormatter, **kwargs)
+
+    p = command("params", "write params.yaml from a preset (or an existing file)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--preset", default=None, choices=("paper", "quick", "smoke"),
+                       help="start from this preset (quick when neither --preset nor --from is given); "
+                            "variants of your own in --out are kept")
+    start.add_argument("--from", dest="start", default=None, metavar="FILE",
+                       help="start from this params file instead of a preset (e.g. params.yaml)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one value (dotted key); repeatable")
     p.add_argument("--out", default="params.yaml", help="file to write, '-' for stdout")
+    p.add_argument("--force", action="store_true",
+                   help="without --preset or --from, overwrite an existing --out with preset quick")
+    p.add_argument("--diff", action="store_true",
+                   help="print, as a Markdown table, every key where quick and smoke differ from paper, and exit")
     p.set_defaults(func=_cmd_params)
 
-    p = sub.add_parser("validate-data", help="check a dataset and print its summary")
-    p.add_argument("path")
+    p = command("validate-data", "check a dataset and print its summary")
+    p.add_argument("path", metavar="PATH", help="the dataset's folder (IUGC 2025 layout: the one holding Training/)")
     p.set_defaults(func=_cmd_validate)
 
-    p = sub.add_parser("phantom", help="write the built-in phantom dataset (IUGC 2025 layout)")
-    p.add_argument("dst")
+    p = command("phantom", "write the built-in phantom dataset (IUGC 2025 layout)")
+    p.add_argument("dst", metavar="DST", help="folder to write (new, empty, or a phantom written before, with --force)")
     p.add_argument("--n", type=int, default=300, help="labelled frames")
-    p.add_argument("--unlabeled", type=int, default=None, help="unlabeled frames (default: paper preset)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=None, help="frame side in pixels (default: paper preset)")
+    p.add_argument("--unlabeled", type=int, default=None, help="unlabeled frames (default: the paper preset's)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same frames)")
+    p.add_argument("--size", type=int, default=None, help="frame side in pixels (default: the paper preset's)")
+    p.add_argument("--force", action="store_true", help="replace the phantom already in DST")
     p.set_defaults(func=_cmd_phantom)
 
-    p = sub.add_parser("convert-psfhs", help="convert the PSFHS release to the IUGC 2025 layout")
-    p.add_argument("src", help="folder holding image_mha/ and label_mha/")
-    p.add_argument("dst")
+    p = command("convert-psfhs", "convert the PSFHS release to the IUGC 2025 layout")
+    p.add_argument("src", metavar="SRC", help="folder holding image_mha/ and label_mha/")
+    p.add_argument("dst", metavar="DST", help="new or empty folder to write the converted tree to")
     p.set_defaults(func=_cmd_convert_psfhs)
 
-    p = sub.add_parser("model-summary", help="layer shapes and parameter counts of a variant")
-    p.add_argument("variant")
-    p.add_argument("--preset", default="paper", choices=("paper", "quick", "smoke"))
+    p = command("model-summary", "layer shapes and parameter counts of a variant (without one: the variants)")
+    p.add_argument("variant", metavar="VARIANT", nargs="?", default=None,
+                   help="a variant of the preset, e.g. v2_moco_cbam_adv; leave out to list them")
+    p.add_argument("--preset", default="paper", choices=("paper", "quick", "smoke"), help="the preset whose sizes to use")
     p.add_argument("--size", type=int, default=None, help="input side (default: the preset's)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_model_summary)
 
-    p = sub.add_parser("predict", help="landmarks, AoP and confidence of new frames with a trained model")
-    p.add_argument("--model", required=True,
-                   help="reports/model, or a results/finetune/<variant>/seed<s> folder (or its model.pt)")
-    p.add_argument("paths", nargs="+", help="frames or folders (searched recursively)")
+    p = command("predict", "landmarks, AoP and confidence of new frames with a trained model")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="frames or folders (searched recursively)")
     p.add_argument("--out", required=True, help="folder for predictions.csv and overlays/")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present")
+    p.add_argument("--batch-size", type=int, default=16, help="frames per forward pass")
     p.add_argument("--pixel-spacing", type=float, default=None, metavar="MM",
                    help="mm per pixel of the frames (DICOM frames carry their own)")
     p.add_argument("--calibration", default=None, metavar="PATH",
@@ -205,42 +279,46 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the same with the radius in mm (needs the pixel spacing)")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("export", help="the whole predictor (network and soft-argmax) as TorchScript or ONNX")
-    p.add_argument("--model", required=True, help="a results/finetune/<variant>/seed<s> folder")
-    p.add_argument("--format", required=True, choices=("torchscript", "onnx"))
-    p.add_argument("--out", required=True)
+    p = command("export", "the whole predictor (network and soft-argmax) as TorchScript or ONNX")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
+    p.add_argument("--format", required=True, choices=("torchscript", "onnx"), help="the file format")
+    p.add_argument("--out", required=True, help="file to write (replaced if it exists)")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("export-submission", help="a challenge submission folder (and .zip) for the model")
-    p.add_argument("--model", required=True, help="reports/model or a results/finetune/<variant>/seed<s> folder")
+    p = command("export-submission", "a challenge submission folder (and .zip) for the model")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--calibration", default=None, metavar="PATH",
                    help="its calibration (default: the calibration.json beside model.pt)")
-    p.add_argument("dst")
+    p.add_argument("dst", metavar="DST", help="folder to write; DST.zip is written beside it")
+    p.add_argument("--force", action="store_true", help="replace an existing DST and DST.zip")
     p.set_defaults(func=_cmd_export_submission)
 
-    p = sub.add_parser("plan-study", help="seeds and test acquisitions that would settle each claim, from a "
-                                          "finished study's variance components")
-    p.add_argument("--claims", default="results/ablation/claims.csv",
-                   help="the claims table of a finished study (default: %(default)s)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[3, 5, 10, 20],
-                   help="seed counts to plan for (default: %(default)s)")
-    p.add_argument("--power", type=float, default=0.8, help="power to detect the paper's difference "
-                                                             "(default: %(default)s)")
+    p = command("plan-study", "seeds and test acquisitions that would settle each claim, from a finished "
+                "study's variance components")
+    p.add_argument("--claims", default="results/ablation/claims.csv", help="the claims table of a finished study")
+    p.add_argument("--seeds", type=int, nargs="+", default=[3, 5, 10, 20], help="seed counts to plan for")
+    p.add_argument("--power", type=float, default=0.8, help="power to detect the paper's difference")
     p.set_defaults(func=_cmd_plan_study)
 
-    p = sub.add_parser("stage", help="run one job of the study (what the workflow's rules call)",
-                       add_help=False)
-    p.add_argument("stage_args", nargs=argparse.REMAINDER, help="NAME [--help] [options]")
+    p = command("stage", "run one job of the study (what the workflow's rules call); "
+                "`iugc stage --help` lists the stages", add_help=False)
+    p.add_argument("stage_args", nargs=argparse.REMAINDER, metavar="NAME [options]",
+                   help="the stage and its options; `iugc stage NAME --help` shows them")
     p.set_defaults(func=_cmd_stage)
 
-    p = sub.add_parser("dvc-yaml", help="write dvc.yaml from the Snakemake DAG")
-    p.add_argument("--out", default="dvc.yaml")
+    p = command("dvc-yaml", "write dvc.yaml from the Snakemake DAG")
+    p.add_argument("--out", default="dvc.yaml", help="file to write")
     p.add_argument("--check", action="store_true", help="only report whether it is up to date")
     p.set_defaults(func=_cmd_dvc_yaml)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["stage"]:  # its own parser (`iugc stage --help` lists the stages)
+        from .stages.runner import main as run_stage
+
+        return run_stage(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -60,6 +60,49 @@ def load_preset(name: str) -> dict:
     return deep_merge(base, _read_yaml(preset_text(name), f"preset {name}"))
 
 
+ABSENT = object()  # a key a preset does not have
+
+
+def _leaves(params: Mapping, prefix: str = "") -> dict[str, Any]:
+    """Every value of ``params`` that is not a mapping, by dotted key."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(_leaves(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def preset_differences(names: Iterable[str] = ("quick", "smoke")) -> list[tuple[str, list[Any]]]:
+    """Every dotted key whose value differs from paper.yaml in one of the presets ``names``:
+    ``(key, [paper value, value in each preset])`` (``ABSENT`` where a preset has no such key)."""
+    base = _leaves(load_preset(BASE_PRESET))
+    others = [_leaves(load_preset(name)) for name in names]
+    keys = list(base) + [key for other in others for key in other if key not in base]
+    rows = []
+    for key in dict.fromkeys(keys):
+        values = [base.get(key, ABSENT), *(other.get(key, ABSENT) for other in others)]
+        if key != "preset" and any(value != values[0] for value in values[1:]):
+            rows.append((key, values))
+    return rows
+
+
+def _flow(value: Any) -> str:
+    """A value as it reads in a preset file (YAML flow style, one line)."""
+    return "-" if value is ABSENT else yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("\n...")
+
+
+def preset_differences_markdown(names: Iterable[str] = ("quick", "smoke")) -> str:
+    """:func:`preset_differences` as a Markdown table (what `iugc params --diff` prints)."""
+    names = list(names)
+    lines = [f"| key | {' | '.join([BASE_PRESET, *names])} |", "|---" * (len(names) + 2) + "|"]
+    for key, values in preset_differences(names):
+        lines.append(f"| `{key}` | " + " | ".join(_flow(value) for value in values) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def schema() -> dict:
     return yaml.safe_load(resources.files("iugc.presets").joinpath("params.schema.yaml").read_text())
 

@@ -18,19 +18,14 @@ import torch
 
 from .conformal import CALIBRATION_FILE
 from .errors import UserError
-from .inference import TrainedModel, load_calibration, load_trained_model
-from .train.predict import MODEL_FILE
+from .inference import TrainedModel, load_calibration, load_trained_model, model_file
 
 SUBMISSION_WEIGHTS = "landmarks.ts"
 SUBMISSION_SETTINGS = "settings.json"
 
 
 def _trained(model_dir: str | Path) -> TrainedModel:
-    path = Path(model_dir)
-    path = path / MODEL_FILE if path.is_dir() else path
-    if not path.is_file():
-        raise UserError(f"{model_dir}: no {MODEL_FILE} here (give a results/finetune/<variant>/seed<s> folder)")
-    return load_trained_model(path, device="cpu")
+    return load_trained_model(model_file(model_dir), device="cpu")
 
 
 def _example(model: TrainedModel) -> torch.Tensor:
@@ -77,8 +72,7 @@ def export_submission(model_dir: str | Path, dst: str | Path, description: str =
     weights as TorchScript, and the model's calibration when it has one: ``calibration``, else
     the calibration.json beside model.pt) and ``dst.zip`` beside it."""
     model = _trained(model_dir)
-    model_file = Path(model_dir) / MODEL_FILE if Path(model_dir).is_dir() else Path(model_dir)
-    calibrated = load_calibration(model_file, calibration)
+    calibrated = load_calibration(model_file(model_dir), calibration)
     dst = Path(dst)
     if dst.exists():
         shutil.rmtree(dst)

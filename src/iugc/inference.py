@@ -107,6 +107,24 @@ class TrainedModel:
         return coords, np.where(spread < 0, -1.0, spread * scale)
 
 
+EXPORTED_SUFFIXES = (".ts", ".onnx", ".zip")
+
+
+def model_file(model: str | Path) -> Path:
+    """The ``model.pt`` a ``--model`` argument names: a model folder (``reports/model``, a run's
+    ``results/finetune/<variant>/seed<s>``) or the file itself; an exported file is refused."""
+    path = Path(model)
+    accepts = (f"--model takes a folder holding {MODEL_FILE} (reports/model, results/finetune/<variant>/seed<s>) "
+               f"or that {MODEL_FILE}")
+    if path.suffix in EXPORTED_SUFFIXES:
+        raise UserError(f"{model}: an exported predictor, not a trained model; {accepts} "
+                        "(run the .ts with torch.jit.load, the .onnx with onnxruntime)")
+    path = path / MODEL_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise UserError(f"{model}: no {MODEL_FILE} here; {accepts}")
+    return path
+
+
 def load_trained_model(path: str | Path, *, variant: str | None = None,
                        device: str | torch.device | None = None) -> TrainedModel:
     """The generator saved by fine-tuning in ``path`` (a ``model.pt``), rebuilt from the spec it

@@ -21,8 +21,7 @@ from .conformal import Calibration
 from .data.images import ImageError, is_image_name, read_grey
 from .errors import UserError
 from .geometry import LANDMARKS, aop_from_landmarks
-from .inference import TrainedModel, load_calibration, load_trained_model
-from .train.predict import MODEL_FILE
+from .inference import TrainedModel, load_calibration, load_trained_model, model_file
 from .train.runtime import progress
 
 DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
@@ -186,15 +185,12 @@ def run(model_dir: str | Path, paths: Sequence[str | Path], out: str | Path, *, 
     """Predict every frame under ``paths`` with the model in ``model_dir`` (and its calibration:
     ``calibration``, else the calibration.json beside model.pt); returns the number of frames
     that could not be read."""
-    model_file = Path(model_dir) / MODEL_FILE if Path(model_dir).is_dir() else Path(model_dir)
-    if not model_file.is_file():
-        raise UserError(f"{model_dir}: no {MODEL_FILE} here "
-                        "(give reports/model or a results/finetune/<variant>/seed<s> folder)")
-    calibrated = load_calibration(model_file, calibration)
+    weights = model_file(model_dir)
+    calibrated = load_calibration(weights, calibration)
     if flag is not None and calibrated is None:
-        raise UserError(f"--flag-above needs calibrated radii and {model_file.parent} has no calibration.json; "
+        raise UserError(f"--flag-above needs calibrated radii and {weights.parent} has no calibration.json; "
                         "give --calibration results/calibrate/<variant>/seed<s>, or use reports/model")
-    model = load_trained_model(model_file, device=None if device == "auto" else device)
+    model = load_trained_model(weights, device=None if device == "auto" else device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     failed, tables = 0, []

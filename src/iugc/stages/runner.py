@@ -57,19 +57,75 @@ def use_determinism(enabled: bool) -> None:
     set_deterministic(enabled)
 
 
+# What each argument of a stage is, by name (the rules in workflow/rules pass these folders).
+ARGUMENT_HELP = {
+    "variant": "the variant to run (a key of `variants` in params.yaml)",
+    "seed": "the seed of this job (one of study.seeds)",
+    "method": "the pretraining method: moco_hrnet, moco_resnet or mae_attention_unet",
+    "source": "the data tree (data.root) when data.source is psfhs or iugc2025; none for the phantom",
+    "dataset": "the obtain stage's manifest, data/dataset",
+    "validation": "the validate stage's folder, results/validate",
+    "split": "the split stage's folder, results/split",
+    "pool": "the filter stage's folder, results/filter",
+    "filter": "the filter stage's folder, results/filter",
+    "encoder": "the pretrained encoder, results/pretrain/<method>/seed<s> (variants that pretrain)",
+    "pretrained": "every pretrained encoder folder, results/pretrain/<method>/seed<s>",
+    "finetuned": "every fine-tuned model folder, results/finetune/<variant>/seed<s>",
+    "evaluations": "every evaluation folder, results/eval/<variant>/seed<s>",
+    "results": "every stamped result the report rests on",
+    "ablation": "the ablation stage's folder, results/ablation",
+    "figures": "the figures stage's folder, results/figures",
+    "checkpoints": "folder for the resumable state of an unfinished run",
+    "calibration": "the calibrate stage's folder, results/calibrate/<variant>/seed<s>",
+    "calibrations": "every calibration folder, results/calibrate/<variant>/seed<s>",
+    "out": "the folder this job writes (emptied first, unless the stage shares it)",
+}
+# Arguments whose meaning depends on the stage.
+STAGE_ARGUMENT_HELP = {
+    ("evaluate", "model"): "the fine-tuned model to evaluate, results/finetune/<variant>/seed<s>",
+    ("calibrate", "model"): "the fine-tuned model to calibrate, results/finetune/<variant>/seed<s>",
+    ("report", "model"): "the export stage's folder, reports/model",
+}
+
+
+def argument_help(stage, name: str) -> str | None:
+    return STAGE_ARGUMENT_HELP.get((stage.name, name), ARGUMENT_HELP.get(name))
+
+
+def summary(stage) -> str:
+    """One line on what ``stage`` does: the first paragraph of its docstring."""
+    first = (stage.run.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(first.split())
+
+
+def describe_stages() -> str:
+    """Every stage with one line each, in the order of the study."""
+    from .registry import stages
+
+    known = stages()
+    width = max(map(len, known))
+    return "\n".join(f"  {name:<{width}}  {summary(stage)}" for name, stage in known.items())
+
+
 def _parser(stage) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"iugc stage {stage.name}",
-                                     description=(stage.run.__doc__ or "").splitlines()[0])
+    parser = argparse.ArgumentParser(prog=f"iugc stage {stage.name}", description=summary(stage),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="A job of the study, as the rule of the same name runs it "
+                                            "(workflow/rules);\nprefer `snakemake` or `dvc repro`.")
     for name in stage.wildcards:
-        parser.add_argument(f"--{name}", required=True)
+        parser.add_argument(f"--{name}", required=True, help=argument_help(stage, name))
     for p in inspect.signature(stage.run).parameters.values():
         if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.name in stage.wildcards:
             continue
         required = p.default is inspect.Parameter.empty
         many = "list" in str(p.annotation)
+        help_text = argument_help(stage, p.name)
+        if help_text is not None and not required and p.default is not None:
+            help_text += " (default: %(default)s)"
         parser.add_argument(f"--{p.name.replace('_', '-')}", dest=p.name, required=required,
-                            nargs="+" if many else None, default=None if required else p.default)
-    parser.add_argument("--params", default="params.yaml")
+                            nargs="+" if many else None, default=None if required else p.default,
+                            help=help_text)
+    parser.add_argument("--params", default="params.yaml", help="the parameter file (default: %(default)s)")
     parser.add_argument("--log", default=None, help="also write what the stage prints to this file")
     return parser
 
@@ -117,9 +173,21 @@ def main(argv: list[str]) -> int:
     from .registry import get_stage
 
     if not argv or argv[0].startswith("-"):
-        print("usage: iugc stage NAME [--help]", file=sys.stderr)
-        return 2
+        usage = ("usage: iugc stage NAME [--help] [options]\n\n"
+                 "Runs one job of the study, as the rule of the same name does. The stages:\n"
+                 f"{describe_stages()}\n")
+        asked = bool(argv) and argv[0] in ("-h", "--help")
+        print(usage, end="", file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
     name, rest = argv[0], argv[1:]
+    if "-h" in rest or "--help" in rest:  # help needs no params.yaml
+        try:
+            stage = get_stage(name)
+        except KeyError as err:
+            print(f"{name}: error: {err.args[0]}", file=sys.stderr)
+            return 2
+        _parser(stage).print_help()
+        return 0
     early = argparse.ArgumentParser(add_help=False)
     early.add_argument("--params", default="params.yaml")
     early.add_argument("--log", default=None)
