@@ -55,3 +55,24 @@ def finished_study(repo_root, tmp_path_factory) -> Path:
     commit_all(work)
     snakemake("--cores", "2", cwd=work)
     return work
+
+
+# The calibration test's figures (tests/test_calibration.py), shown in the run's summary, also
+# when xdist workers ran it: each worker writes its lines beside its own temp folder.
+FIGURES_FILE = "calibration-figures.txt"
+
+
+def figures_file(tmp_path_factory) -> Path:
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if base.name.startswith("popen-gw") else base) / FIGURES_FILE
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    path = figures_file(factory)
+    if path.is_file():
+        terminalreporter.section("calibration of the claims' intervals and tests")
+        for line in sorted(path.read_text().splitlines()):
+            terminalreporter.write_line(line)

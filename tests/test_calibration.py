@@ -48,21 +48,31 @@ def simulate(sd, effect=0.0, repetitions=REPETITIONS, seed=2026):
     return covered / repetitions, significant / repetitions
 
 
+def report(tmp_path_factory, line: str) -> None:
+    """Print the figure, and keep it for the run's summary (conftest.py), where CI shows it."""
+    from conftest import figures_file
+
+    print(line)
+    with figures_file(tmp_path_factory).open("a") as out:
+        out.write(line + "\n")
+
+
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_interval_and_test_hold_their_level(scenario):
+def test_interval_and_test_hold_their_level(scenario, tmp_path_factory):
     coverage, type_one = simulate(SCENARIOS[scenario])
-    print(f"\n{scenario}: coverage of the 95 % interval {coverage:.3f}, p < 0.05 under no effect {type_one:.3f}"
-          f" ({REPETITIONS} synthetic studies of 3 seeds x 10 acquisitions)")
+    report(tmp_path_factory, f"{scenario}: coverage of the 95 % interval {coverage:.3f}, p < 0.05 under no effect "
+           f"{type_one:.3f} ({REPETITIONS} synthetic studies of 3 seeds x 10 acquisitions)")
     upper = 0.995 if scenario == "frame noise only" else 0.98
     assert 0.93 <= coverage <= upper
     assert type_one <= 0.06
 
 
-def test_the_test_has_power():
+def test_the_test_has_power(tmp_path_factory):
     """A true difference of 1.5 acquisition sd (acquisition dominant; 1000 studies): the test finds
     it in most studies, and the interval still covers it."""
     coverage, power = simulate(SCENARIOS["acquisition dominates"], effect=1.5, repetitions=1000)
-    print(f"\npower against a difference of 1.5 acquisition sd: {power:.3f} (coverage {coverage:.3f})")
+    report(tmp_path_factory, f"power against a difference of 1.5 acquisition sd: {power:.3f} "
+           f"(coverage {coverage:.3f}, 1000 synthetic studies)")
     assert power >= 0.8
     assert 0.93 <= coverage <= 0.98
 
