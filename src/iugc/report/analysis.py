@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats as st
 
 from ..errors import UserError
 from ..geometry import LANDMARKS
@@ -212,7 +211,7 @@ def claims_table(study: Study, claims: Sequence[Mapping], published: Mapping, co
             paper = published.get(better, {}).get(metric, np.nan) - published.get(worse, {}).get(metric, np.nan)
             estimate = test["estimate"]
             margin = float(margins[metric])
-            one_sided = st.t.isf(1 - confidence, estimate.df) * estimate.se if estimate.estimable else np.nan
+            one_sided = estimate.half_width(1 - confidence)  # NaN where not estimable
             rows.append({"claim": claim["id"], "text": claim["text"], "better": better, "worse": worse,
                          "metric": metric, "difference": test["difference"], "lo": test["lo"],
                          "hi": test["hi"], "p": test["p"],
