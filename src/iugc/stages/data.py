@@ -111,12 +111,14 @@ def validate(view, *, dataset, out):
         json.dumps({"root": str(root), "problems": 0, "summary": report.summary()}, indent=1) + "\n")
 
 
-@stage("split", reads=["split", "seed", "data.max_labeled"], inputs=("dataset", "validation"))
+@stage("split", reads=["split", "seed", "data.max_labeled", "data.max_frames_per_acquisition"],
+       inputs=("dataset", "validation"))
 def split(view, *, dataset, validation, out):
     """Grouped train/val/test split by acquisition (no near-duplicates across subsets).
 
-    ``data.max_labeled`` caps the labelled frames used: whole acquisitions drawn from across the
-    set (the rest are "unused"). The organisers' own held-out sets, when their labels are
+    ``data.max_frames_per_acquisition`` keeps that many evenly spaced frames of each acquisition,
+    then ``data.max_labeled`` caps the labelled frames used: whole acquisitions drawn from across
+    the set (the rest are "unused"). The organisers' own held-out sets, when their labels are
     present, stay held out: Testing rows are the test subset, Validation rows join val, and
     Training is split into train/val.
     """
@@ -129,7 +131,8 @@ def split(view, *, dataset, validation, out):
     table = split_frames(training, test_fraction=0.0 if official_test else sp["test_fraction"],
                          val_fraction=sp["val_fraction"], seed=view["seed"], hash_size=sp["hash_size"],
                          same_acquisition_distance=sp["same_acquisition_distance"],
-                         duplicate_distance=sp["duplicate_distance"], max_frames=view["data"]["max_labeled"])
+                         duplicate_distance=sp["duplicate_distance"], max_frames=view["data"]["max_labeled"],
+                         max_frames_per_group=view["data"]["max_frames_per_acquisition"])
     held_out = labels[labels["split"] != "Training"].copy()
     held_out["group"] = -1
     held_out["subset"] = held_out["split"].map({"Testing": "test", "Validation": "val"})
