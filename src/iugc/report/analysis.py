@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..geometry import LANDMARKS
-from ..metrics import MeanEstimate, estimate_mean, group_codes, holm, paired_comparison
+from ..metrics import MeanEstimate, estimate_mean, group_codes, holm, paired_comparison, share_ci
 
 METRICS = {"mre": "mre", "aop_mae": "aop_error"}  # metric -> per-frame column of a prediction table
 METRIC_NAMES = {"mre": "MRE (px)", "aop_mae": "AoP MAE (deg)"}
@@ -330,8 +330,7 @@ def coverage_table(study: Study, confidence: float, target: float) -> pd.DataFra
             for key, column in columns.items():
                 values = study.matrix(name, column)[which]
                 row[f"coverage_{key}"] = float(values.mean())
-                row[f"coverage_{key}_lo"], row[f"coverage_{key}_hi"] = estimate_mean(values, study.groups).interval(
-                    confidence)
+                row[f"coverage_{key}_lo"], row[f"coverage_{key}_hi"] = share_ci(values, study.groups, confidence)
             for landmark in LANDMARKS:
                 row[f"mean_radius_{landmark}"] = float(study.matrix(name, f"radius_{landmark}")[which].mean())
             width = study.matrix(name, "aop_high")[which] - study.matrix(name, "aop_low")[which]

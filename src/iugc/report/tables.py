@@ -209,8 +209,8 @@ def coverage_caption(coverage: float, confidence: float) -> str:
     return (f"Coverage achieved on the test split by the radii and AoP intervals calibrated on the validation split "
             f"(split-conformal at {coverage:.0%}, one frame per acquisition): the share of test frames whose true "
             f"point lies within its landmark's radius, and whose true AoP lies within its interval, with "
-            f"{confidence:.0%} intervals over seeds and acquisitions (per seed: over acquisitions); seed 'all' pools "
-            "the seeds. The mean radius and width say how informative the confidence is. An infinite radius means "
+            f"{confidence:.0%} intervals over seeds and acquisitions (per seed: over acquisitions; cut to 0-1); seed "
+            "'all' pools the seeds. The mean radius and width say how informative the confidence is. An infinite radius means "
             "the validation split held too few acquisitions for this coverage.")
 
 

@@ -83,11 +83,11 @@ def coverage_summary(table, calibrated, ev) -> dict:
     """Achieved coverage of each landmark's radius and of the AoP interval on the test frames,
     with its interval over acquisitions, beside the target and the mean radius (width)."""
     from ..geometry import LANDMARKS
-    from ..metrics import hierarchical_ci
+    from ..metrics import share_ci
 
     def achieved(column):
         values = table[column].to_numpy(float)
-        lo, hi = hierarchical_ci(values, table["group"], ev["confidence"])
+        lo, hi = share_ci(values, table["group"], ev["confidence"])
         return {"coverage": float(values.mean()), "coverage_ci": (lo, hi)}
 
     summary = {"target": calibrated.coverage, "calibration_acquisitions": calibrated.n_acquisitions}
