@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from iugc.conformal import (Calibration, calibrate, conformal_level, conformal_quantile, coverage_columns, flagging,
-                            one_per_acquisition)
+                            one_per_acquisition, resplit_coverage)
 
 DRAWS = 4000
 
@@ -143,3 +143,18 @@ def test_the_evaluate_stage_reports_coverage_per_landmark_and_aop_beside_the_tar
         assert lo <= summary[key]["coverage"] <= hi and abs(summary[key]["coverage"] - 0.9) < 0.06
     assert summary["ps1"]["scaled"] and summary["ps1"]["mean_radius"] == pytest.approx(table["radius_ps1"].mean())
     assert summary["aop"]["mean_width"] <= 2 * cal.aop_half_width
+
+
+def test_resplitting_exchangeable_acquisitions_centres_on_the_target():
+    """Acquisitions alike in difficulty: over many splits into calibration and test the achieved
+    coverage averages the target (+ the correction's < 1/(n+1)), spread like a Beta variable."""
+    rng = np.random.default_rng(9)
+    pred, true, spread = _frames(rng, 160, informative=False)
+    groups = np.repeat(np.arange(80), 2)
+    achieved = resplit_coverage(pred, true, spread, groups, 0.9, n_calibration=40, repetitions=300, seed=1)
+    for name in ("ps1", "ps2", "fh1", "aop"):
+        assert achieved[name].shape == (300,)
+        assert 0.89 <= achieved[name].mean() <= 0.9 + 1 / 41 + 0.01
+        assert 0.02 <= achieved[name].std() <= 0.08   # Beta(37, 4): sd 0.046, plus the test half's own noise
+    with pytest.raises(ValueError, match="both sides"):
+        resplit_coverage(pred, true, spread, groups, 0.9, n_calibration=80, repetitions=1, seed=0)

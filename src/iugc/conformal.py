@@ -191,3 +191,32 @@ def flagging(radius, error, thresholds, error_above: float) -> list[dict]:
                      "precision": hits / flagged.sum() if flagged.any() else math.nan,
                      "recall": hits / wrong.sum() if wrong.any() else math.nan})
     return rows
+
+
+def resplit_coverage(pred, true, spread, groups, coverage: float, n_calibration: int, repetitions: int,
+                     seed: int) -> dict[str, np.ndarray]:
+    """How the achieved coverage of one calibration varies with the draw of acquisitions: the
+    held-out frames (predicted and true points, spreads, acquisitions) are split again and again
+    into ``n_calibration`` calibration acquisitions and the rest, calibrated on the first part
+    (``calibrate``, as the stage does) and scored on the second (frame-weighted, as the report).
+    Returns, per landmark and for "aop", the ``repetitions`` coverages achieved.
+
+    A diagnostic of the method on a finished study, not a calibration to use: it lets test
+    frames calibrate. One split's coverage differs from the target by chance (a Beta spread of
+    the conformal quantile, and acquisitions that differ in difficulty); this says by how much."""
+    groups = np.asarray(groups)
+    labels = np.unique(groups)
+    if not 0 < n_calibration < len(labels):
+        raise ValueError(f"n_calibration must leave acquisitions on both sides, got {n_calibration} of {len(labels)}")
+    rng = np.random.default_rng(seed)
+    errors, aop_truth = radial_errors(pred, true), aop_from_landmarks(true)
+    achieved = {name: np.empty(repetitions) for name in (*LANDMARKS, "aop")}
+    for k in range(repetitions):
+        inside = np.isin(groups, rng.choice(labels, n_calibration, replace=False))
+        fitted = calibrate(pred[inside], true[inside], spread[inside], groups[inside], coverage, seed=int(rng.integers(2**31)))
+        radii = fitted.radii(spread[~inside])
+        for j, name in enumerate(LANDMARKS):
+            achieved[name][k] = np.mean(errors[~inside, j] <= radii[:, j])
+        low, high = fitted.aop_interval(aop_from_landmarks(pred[~inside]))
+        achieved["aop"][k] = np.mean((low <= aop_truth[~inside]) & (aop_truth[~inside] <= high))
+    return achieved
