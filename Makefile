@@ -45,10 +45,12 @@ endif
 # ends), runs in this folder; a Snakemake lock found then is stale and is removed, and jobs a
 # kill left incomplete run again (the default profile's rerun-incomplete). dvc.lock is brought
 # up to date even when nothing had to run, so `dvc status` agrees with Snakemake afterwards.
+# flock's own exit code for a held lock says why it refused (testing the lock again afterwards
+# raced with a job that ended in between: refused, but silent).
 study: install data
 	@mkdir -p .snakemake
-	@flock --nonblock .snakemake/make-study.lock $(MAKE) --no-print-directory _study \
-	  || { status=$$?; flock --nonblock .snakemake/make-study.lock true \
+	@flock --nonblock --conflict-exit-code 75 .snakemake/make-study.lock $(MAKE) --no-print-directory _study \
+	  || { status=$$?; [ $$status -ne 75 ] \
 	       || echo "make study: another study, or a job of an interrupted one, is still running in this folder; wait for it to end, then run make study again" >&2; \
 	       exit $$status; }
 
