@@ -25,15 +25,11 @@ import pandas as pd
 import yaml
 
 from iugc.conformal import resplit_coverage
-from iugc.data.manifest import labelled_subsets
+from iugc.data.manifest import labelled_subsets, true_points
 from iugc.geometry import LANDMARKS
 from iugc.inference import load_trained_model
 
 KEYS = (*LANDMARKS, "aop")
-
-
-def true_points(frames) -> np.ndarray:
-    return frames[[f"{n}_{a}" for n in LANDMARKS for a in "xy"]].to_numpy(float).reshape(-1, 3, 2)
 
 
 def study_split_coverage(study: Path, variant: str, seed: str) -> dict[str, float]:

@@ -12,9 +12,11 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..geometry import LANDMARKS
 
 LABELS_CSV = "labels.csv"
 UNLABELED_CSV = "unlabeled.csv"
@@ -83,3 +85,8 @@ def labelled_subsets(dataset: str | Path, split: str | Path) -> dict[str, pd.Dat
     labels, _, _ = read_dataset(dataset)
     table = labels.merge(read_splits(split), on="filename", how="inner", validate="one_to_one")
     return {name: table[table["subset"] == name].reset_index(drop=True) for name in SUBSETS}
+
+
+def true_points(frames: pd.DataFrame) -> np.ndarray:
+    """The labelled landmarks of ``frames`` (rows of ``labelled_subsets``), (n, 3, 2) in pixels."""
+    return frames[[f"{n}_{a}" for n in LANDMARKS for a in "xy"]].to_numpy(np.float64).reshape(-1, 3, 2)

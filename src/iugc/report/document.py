@@ -9,7 +9,7 @@ import pandas as pd
 
 from .analysis import VERDICTS
 from .html import Section, document
-from .tables import _count, coverage_caption
+from .tables import count_cell, coverage_caption
 
 FEW_ACQUISITIONS = 10  # a test split resting on fewer is flagged: its intervals are wide for a reason
 
@@ -110,7 +110,7 @@ def build(folder: Path, *, data: Mapping, splits: pd.DataFrame, pool: Mapping, c
             "acquisitions_needed_3_seeds": "acq. needed, 3 seeds", "acquisitions_needed_5_seeds": "5 seeds",
             "acquisitions_needed_10_seeds": "10 seeds"})
         for column in ("acq. needed, 3 seeds", "5 seeds", "10 seeds"):  # counts, '-' for none up to 2000
-            shown[column] = shown[column].map(_count)
+            shown[column] = shown[column].map(count_cell)
         claims_section.table(shown)
     sections.append(claims_section)
 

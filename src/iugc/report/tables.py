@@ -117,7 +117,7 @@ def render(table: pd.DataFrame, kind: str, caption: str) -> str:
     return _latex(caption + " " + notes, header, lines, "lllll" + "r" * 4)
 
 
-def _count(value) -> str:
+def count_cell(value) -> str:
     return "-" if value is None or (isinstance(value, float) and not np.isfinite(value)) else f"{int(value)}"
 
 
@@ -129,7 +129,7 @@ def render_claims(claims: pd.DataFrame, kind: str, caption: str) -> str:
               "Verdict"]
     lines = []
     for _, r in claims.iterrows():
-        needed = "/".join(_count(r.get(f"acquisitions_needed_{s}_seeds")) for s in (3, 5, 10))
+        needed = "/".join(count_cell(r.get(f"acquisitions_needed_{s}_seeds")) for s in (3, 5, 10))
         lines.append([r["text"], f"{r['better']} vs {r['worse']}", r["metric"].replace("_", " "),
                       f"{r['difference']:+.2f}", f"{r['lo']:+.2f}{dash}{r['hi']:+.2f}",
                       f"{r['p_holm']:.3f}", f"{r['paper_direction_bound']:.2f}", f"{r['mde']:.2f}",
@@ -144,7 +144,7 @@ def render_plan(plan: pd.DataFrame, power: float) -> str:
     seeds = [c for c in plan.columns if c.endswith(" seeds")]
     header = ["Claim", "Metric", "Paper, our px", "Verdict now", *[f"acq. for {c}" for c in seeds]]
     lines = [[r["claim"], r["metric"].replace("_", " "), f"{r['paper_difference_here']:+.2f}", r["verdict"],
-              *[_count(r[c]) for c in seeds]] for _, r in plan.iterrows()]
+              *[count_cell(r[c]) for c in seeds]] for _, r in plan.iterrows()]
     return _markdown(f"Test acquisitions (like this study's) needed to detect the paper's difference with "
                      f"{power:.0%} power at Holm's strictest level ('-': not reachable with that many seeds, "
                      "up to 2000 acquisitions).", header, lines)

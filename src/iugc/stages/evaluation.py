@@ -7,18 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.manifest import labelled_subsets
+from ..data.manifest import labelled_subsets, true_points
 from ..errors import UserError
 from .registry import stage
 
 PREDICTIONS_CSV = "predictions.csv"
 METRICS_JSON = "metrics.json"
-
-
-def _true_points(frames) -> np.ndarray:
-    from ..geometry import LANDMARKS
-
-    return frames[[f"{n}_{a}" for n in LANDMARKS for a in "xy"]].to_numpy(float).reshape(-1, 3, 2)
 
 
 @stage("calibrate", reads=["evaluate.coverage", "compute"], wildcards=("variant", "seed"),
@@ -40,7 +34,7 @@ def calibrate(view, *, variant, seed, dataset, split, model, out):
     trained = load_trained_model(model_file, variant=variant, device=view["compute"]["device"])
     pred, spread = trained.predict(val, with_spread=True)
     # One frame per acquisition is drawn with the job's seed (conformal.py: why).
-    calibration = conformal_calibration(pred, _true_points(val), spread, val["group"], view["evaluate"]["coverage"],
+    calibration = conformal_calibration(pred, true_points(val), spread, val["group"], view["evaluate"]["coverage"],
                                         seed=int(seed))
     # The digest ties the calibration to the weights it holds for: prediction refuses another model.
     calibration.save(Path(out) / CALIBRATION_FILE, variant=variant, seed=int(seed), split="val",
@@ -67,7 +61,7 @@ def evaluate(view, *, variant, seed, dataset, split, model, calibration, out):
                         f"{test['filename'].iloc[failed[0]]} ({len(failed)} of {len(test)} test frames); "
                         f"the model in {model} is broken (retrain it)")
     table = prediction_table(test, pred, spread)
-    true = _true_points(test)
+    true = true_points(test)
     ev = view["evaluate"]
     metrics = summarize(pred, true, test["group"], radii=ev["success_radii"], confidence=ev["confidence"])
     calibrated = Calibration.load(Path(calibration) / CALIBRATION_FILE)
