@@ -8,7 +8,7 @@ import pytest
 from dataset_builders import write_dataset
 from iugc.config import load_preset
 from iugc.data.labels import load_labels
-from iugc.data.splits import (acquisition_groups, assign_groups, hamming_distances,
+from iugc.data.splits import (acquisition_groups, aop_strata, assign_groups, hamming_distances,
                               perceptual_hashes, split_frames)
 
 SPLIT = load_preset("paper")["split"]
@@ -192,3 +192,50 @@ def test_thinning_buys_acquisitions_on_the_real_frames(real):
     capped_acquisitions = capped[capped["subset"] != "unused"].groupby("subset")["group"].nunique()
     assert acquisitions["val"] >= 30 and acquisitions["test"] >= 30
     assert acquisitions["val"] >= 2 * capped_acquisitions["val"]
+
+
+def test_aop_strata_are_equal_count_bins_of_acquisitions():
+    groups = np.repeat(np.arange(20), 2)
+    aop = np.repeat(np.linspace(60, 170, 20), 2) + np.tile([-1.0, 1.0], 20)  # two frames, one mean each
+    aop[[38, 39]] = np.nan                                                   # the last one: undefined
+    strata = aop_strata(groups, aop, n_strata=4)
+    assert all(len(set(strata[groups == g])) == 1 for g in range(20))        # one stratum per acquisition
+    per_acquisition = strata[::2]
+    assert per_acquisition[-1] == 4                                           # undefined AoP: its own
+    assert sorted(np.bincount(per_acquisition[:-1])) == [4, 5, 5, 5]         # 19 in four near-equal bins
+    assert (np.diff(per_acquisition[:-1]) >= 0).all()                         # in order of the angle
+
+
+def test_stratified_assignment_draws_each_subset_from_every_stratum():
+    rng = np.random.default_rng(4)
+    sizes = rng.integers(1, 4, 200)
+    groups = np.repeat(np.arange(200), sizes)
+    strata = np.repeat(np.arange(200) * 10 // 200, sizes)                     # 10 strata of 20 acquisitions
+    subsets = assign_groups(groups, test_fraction=0.2, val_fraction=0.2, seed=0, strata=strata)
+    for subset in ("test", "val"):
+        assert abs((subsets == subset).sum() - 0.2 * len(groups)) <= 3 / 2    # within half a group overall
+        for stratum in range(10):
+            inside = strata == stratum
+            # The cumulative target: a stratum's share is off by at most about a group.
+            assert abs((subsets[inside] == subset).sum() - 0.2 * inside.sum()) <= 4
+    # One stratum is the unstratified draw itself.
+    np.testing.assert_array_equal(assign_groups(groups, 0.2, 0.2, seed=0, strata=np.zeros(len(groups))),
+                                  assign_groups(groups, 0.2, 0.2, seed=0))
+
+
+def test_stratifying_by_aop_balances_the_held_out_subsets_of_the_real_frames(real):
+    """The validation split calibrates what the test split measures: their AoP distributions,
+    and so the share of wide, harder angles, should be alike. Over ten split seeds, the gap of
+    their 90th AoP percentiles (deg) shrinks by more than half with the preset's strata."""
+    labels, hashes, _ = real
+
+    def gap(seed, count):
+        split = split_frames(labels, SPLIT["test_fraction"], SPLIT["val_fraction"], seed, SPLIT["hash_size"],
+                             SPLIT["same_acquisition_distance"], hashes=hashes, max_frames_per_group=2,
+                             aop_strata_count=count)
+        q90 = split.groupby("subset")["aop"].quantile(0.9)
+        return q90["val"] - q90["test"]
+
+    plain = np.array([gap(seed, 1) for seed in range(10)])
+    stratified = np.array([gap(seed, SPLIT["aop_strata"]) for seed in range(10)])
+    assert np.sqrt(np.mean(stratified ** 2)) < 0.5 * np.sqrt(np.mean(plain ** 2))

@@ -132,7 +132,8 @@ def split(view, *, dataset, validation, out):
                          val_fraction=sp["val_fraction"], seed=view["seed"], hash_size=sp["hash_size"],
                          same_acquisition_distance=sp["same_acquisition_distance"],
                          duplicate_distance=sp["duplicate_distance"], max_frames=view["data"]["max_labeled"],
-                         max_frames_per_group=view["data"]["max_frames_per_acquisition"])
+                         max_frames_per_group=view["data"]["max_frames_per_acquisition"],
+                         aop_strata_count=sp["aop_strata"])
     held_out = labels[labels["split"] != "Training"].copy()
     held_out["group"] = -1
     held_out["subset"] = held_out["split"].map({"Testing": "test", "Validation": "val"})
