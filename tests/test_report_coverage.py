@@ -26,7 +26,7 @@ def test_coverage_per_variant_and_seed_with_intervals_beside_the_target():
     groups = np.arange(60) // 4
     runs = {"a": {seed: covered_table(rng, 60, groups, 5.0 * np.log(10)) for seed in (1, 2)}}
     s = analysis.Study.from_tables(runs, ["a"])
-    table = analysis.coverage_table(s, 0.95, 0.9).set_index("seed")
+    table = analysis.coverage_table(s, 0.95, 0.9, n_calibration=30).set_index("seed")
     assert list(table.index) == ["all", "1", "2"] and (table["target"] == 0.9).all()
     # Radius at the exponential's 90 % quantile: coverage about 0.9, inside its own interval.
     for key in ("ps1", "ps2", "fh1", "aop"):
@@ -37,6 +37,10 @@ def test_coverage_per_variant_and_seed_with_intervals_beside_the_target():
     assert table.loc["all", "coverage_ps1"] == pytest.approx(pooled)
     assert table.loc["all", "mean_radius_fh1"] == pytest.approx(5.0 * np.log(10))
     assert table.loc["all", "mean_aop_width"] == 20.0
+    # The chance range is the study's (30 calibration acquisitions, 15 test acquisitions of 4).
+    from iugc.conformal import chance_range
+    low, high = chance_range(30, [4] * 15, 0.9)
+    assert (table["chance_lo"] == low).all() and (table["chance_hi"] == high).all() and low < 0.9 < high
 
 
 def test_flagging_pools_seeds_and_uses_the_largest_landmark():
@@ -55,8 +59,9 @@ def test_the_markdown_table_pools_the_seeds_and_states_the_target():
     rng = np.random.default_rng(1)
     groups = np.arange(40) // 4
     s = analysis.Study.from_tables({"a": {seed: covered_table(rng, 40, groups, 10.0) for seed in (1, 2)}}, ["a"])
-    table = analysis.coverage_table(s, 0.95, 0.9)
+    table = analysis.coverage_table(s, 0.95, 0.9, n_calibration=30)
     text = render_coverage(table, coverage_caption(0.9, 0.95))
     rows = [line for line in text.splitlines() if line.startswith("| a ")]
     assert len(rows) == 1 and "| 0.90 |" in rows[0] and "10.0 / 10.0 / 10.0" in rows[0]
+    assert f"| {table['chance_lo'][0]:.2f}-{table['chance_hi'][0]:.2f} |" in rows[0] and "By chance" in text
     assert "90%" in text and "one frame per acquisition" in text

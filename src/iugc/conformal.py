@@ -193,6 +193,32 @@ def flagging(radius, error, thresholds, error_above: float) -> list[dict]:
     return rows
 
 
+def chance_range(n_calibration: int, test_group_sizes, coverage: float, level: float = 0.9,
+                 draws: int = 20000, seed: int = 0) -> tuple[float, float]:
+    """Where one study's achieved coverage lands by chance alone, ``level`` of the time: the
+    central range of the frame-weighted share of test frames covered, for radii calibrated on
+    ``n_calibration`` acquisitions (one score each) and a test split of acquisitions of
+    ``test_group_sizes`` frames, when calibration and test acquisitions are exchangeable.
+
+    Two draws add up. The calibration: the true coverage of the ``k``-th smallest of ``n`` scores
+    (``k = ceil((n + 1) * coverage)``) is Beta(k, n + 1 - k) distributed (about 0.84-0.96 at n =
+    56 and 0.9). The test split: its acquisitions are covered or not, and the frames of one
+    acquisition, near-copies, together (the widest case; frames that differ narrow it). A
+    coverage outside this range says the test acquisitions are unlike the calibration ones; one
+    inside it says nothing more precise than the study's size allows. ``(1, 1)`` where too few
+    acquisitions calibrated for a finite radius."""
+    sizes = np.asarray(test_group_sizes, dtype=np.float64)
+    rank = math.ceil((n_calibration + 1) * coverage - 1e-9)
+    if rank > n_calibration:
+        return 1.0, 1.0
+    rng = np.random.default_rng(seed)
+    true_coverage = rng.beta(rank, n_calibration + 1 - rank, size=draws)
+    covered = rng.random((draws, len(sizes))) < true_coverage[:, None]
+    achieved = covered @ sizes / sizes.sum()
+    low, high = np.quantile(achieved, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
 def resplit_coverage(pred, true, spread, groups, coverage: float, n_calibration: int, repetitions: int,
                      seed: int) -> dict[str, np.ndarray]:
     """How the achieved coverage of one calibration varies with the draw of acquisitions: the

@@ -316,17 +316,22 @@ def chosen_on_validation(validation: pd.DataFrame, among: Sequence[str]) -> tupl
 
 # --- calibrated confidence (conformal.py): coverage achieved on the test split ------------------
 
-def coverage_table(study: Study, confidence: float, target: float) -> pd.DataFrame:
+def coverage_table(study: Study, confidence: float, target: float, n_calibration: int) -> pd.DataFrame:
     """Per variant, over every seed and then per seed: the share of test frames whose true point
     lies within each landmark's calibrated radius, and whose true AoP lies within its interval,
-    with intervals over seeds and acquisitions (one seed: over acquisitions), beside the target;
+    with intervals over seeds and acquisitions (one seed: over acquisitions), beside the target
+    and the range one run's coverage reaches by chance at this study's size (``n_calibration``
+    calibration acquisitions and these test acquisitions; ``conformal.chance_range``, 90 %);
     the mean radius and mean interval width say how informative the confidence is."""
+    from ..conformal import chance_range
+
     columns = {**{name: f"covered_{name}" for name in LANDMARKS}, "aop": "aop_covered"}
+    chance_lo, chance_hi = chance_range(n_calibration, np.bincount(study.groups), target)
     rows = []
     for name in study.variants:
         runs = [("all", list(range(len(study.seeds))))] + [(str(seed), [k]) for k, seed in enumerate(study.seeds)]
         for label, which in runs:
-            row = {"variant": name, "seed": label, "target": target}
+            row = {"variant": name, "seed": label, "target": target, "chance_lo": chance_lo, "chance_hi": chance_hi}
             for key, column in columns.items():
                 values = study.matrix(name, column)[which]
                 row[f"coverage_{key}"] = float(values.mean())

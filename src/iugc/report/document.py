@@ -210,6 +210,7 @@ def confidence_section(coverage: pd.DataFrame, flagging: pd.DataFrame, ev: Mappi
     target, how wide they are, and what flagging on the radius finds."""
     section = Section("Calibrated confidence")
     shown = coverage[["variant", "seed", "target"]].copy()
+    shown["by chance"] = [f"{lo:.2f}-{hi:.2f}" for lo, hi in zip(coverage["chance_lo"], coverage["chance_hi"])]
     for key, label in (("ps1", "PS1"), ("ps2", "PS2"), ("fh1", "FH1"), ("aop", "AoP")):
         shown[f"{label} coverage"] = _with_interval(coverage, f"coverage_{key}")
     for key, label in (("ps1", "PS1"), ("ps2", "PS2"), ("fh1", "FH1")):

@@ -210,19 +210,22 @@ def coverage_caption(coverage: float, confidence: float) -> str:
             f"(split-conformal at {coverage:.0%}, one frame per acquisition): the share of test frames whose true "
             f"point lies within its landmark's radius, and whose true AoP lies within its interval, with "
             f"{confidence:.0%} intervals over seeds and acquisitions (per seed: over acquisitions; cut to 0-1); seed "
-            "'all' pools the seeds. The mean radius and width say how informative the confidence is. An infinite radius means "
-            "the validation split held too few acquisitions for this coverage.")
+            "'all' pools the seeds. 'By chance': where one run's coverage lands nine times in ten at this study's size "
+            "when test and calibration acquisitions are alike (the calibration's own draw and the test split's); a "
+            "coverage outside it says they are not. The mean radius and width say how informative the confidence is. "
+            "An infinite radius means the validation split held too few acquisitions for this coverage.")
 
 
 def render_coverage(table: pd.DataFrame, caption: str) -> str:
     """Markdown of the coverage table (``analysis.coverage_table``), seeds pooled: what the README
     quotes."""
-    header = ["Variant", "Target", "PS1", "PS2", "FH1", "AoP", "Mean radius PS1 / PS2 / FH1 (px)",
+    header = ["Variant", "Target", "By chance", "PS1", "PS2", "FH1", "AoP", "Mean radius PS1 / PS2 / FH1 (px)",
               "Mean AoP width (deg)"]
     lines = []
     for _, r in table[table["seed"].astype(str) == "all"].iterrows():
         covered = [f"{r[f'coverage_{k}']:.2f} ({r[f'coverage_{k}_lo']:.2f}-{r[f'coverage_{k}_hi']:.2f})"
                    for k in ("ps1", "ps2", "fh1", "aop")]
         radii = " / ".join(f"{r[f'mean_radius_{k}']:.1f}" for k in ("ps1", "ps2", "fh1"))
-        lines.append([r["variant"], f"{r['target']:.2f}", *covered, radii, f"{r['mean_aop_width']:.1f}"])
+        lines.append([r["variant"], f"{r['target']:.2f}", f"{r['chance_lo']:.2f}-{r['chance_hi']:.2f}", *covered, radii,
+                      f"{r['mean_aop_width']:.1f}"])
     return _markdown(caption, header, lines)

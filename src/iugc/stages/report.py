@@ -91,7 +91,7 @@ def ablation(view, *, dataset, split, evaluations: list[str], out):
     numbers[["variant", *landmark_columns]].to_csv(out / "per_landmark.csv", index=False)
     analysis.by_aop_range(study, ev["aop_ranges"]).to_csv(out / "by_aop_range.csv", index=False)
     analysis.confidence_table(study).to_csv(out / "confidence.csv", index=False)
-    coverage = analysis.coverage_table(study, ev["confidence"], ev["coverage"])
+    coverage = analysis.coverage_table(study, ev["confidence"], ev["coverage"], _calibration_acquisitions(evaluations))
     coverage.to_csv(out / "coverage.csv", index=False)
     (out / "coverage.md").write_text(tab.render_coverage(coverage, tab.coverage_caption(ev["coverage"],
                                                                                         ev["confidence"])))
@@ -115,6 +115,16 @@ def _study(view, split, evaluations: list[str]):
         table["group"] = groups.loc[table["filename"]].to_numpy()
         runs.setdefault(metrics["variant"], {})[int(metrics["seed"])] = table
     return Study.from_tables(runs, view["variants"])
+
+
+def _calibration_acquisitions(evaluations: list[str]) -> int:
+    """How many validation acquisitions calibrated the radii (the same split for every run)."""
+    counts = {json.loads((Path(folder) / METRICS_JSON).read_text())["coverage"]["calibration_acquisitions"]
+              for folder in evaluations}
+    if len(counts) != 1:
+        raise UserError(f"the evaluations were calibrated on different numbers of acquisitions ({sorted(counts)}); "
+                        "rerun calibrate and evaluate")
+    return counts.pop()
 
 
 def _dvclive_history(folder: Path) -> pd.DataFrame:
