@@ -65,3 +65,16 @@ def test_the_markdown_table_pools_the_seeds_and_states_the_target():
     assert len(rows) == 1 and "| 0.90 |" in rows[0] and "10.0 / 10.0 / 10.0" in rows[0]
     assert f"| {table['chance_lo'][0]:.2f}-{table['chance_hi'][0]:.2f} |" in rows[0] and "By chance" in text
     assert "90%" in text and "one frame per acquisition" in text
+
+
+def test_the_exported_model_is_the_best_variant_on_validation_with_its_first_seed():
+    """The variant by its mean validation MRE over seeds; the seed not by its own validation MRE
+    (that would pick the seed whose calibration frames flatter it), but the first."""
+    validation = pd.DataFrame({"variant": ["a", "a", "a", "b", "b", "b", "ref", "ref", "ref"],
+                               "seed": [3, 1, 2, 1, 2, 3, 1, 2, 3],
+                               "val_mre": [9.0, 12.0, 10.0, 11.0, 11.5, 10.5, 5.0, 5.0, 5.0]})
+    variant, seed, means = analysis.chosen_on_validation(validation, ["a", "b"])
+    # a: 10.33 on average against b's 11.0 (the reference, 5.0, is not among them); a's seed 3 is
+    # its best on validation, seed 1 its first.
+    assert (variant, seed) == ("a", 1)
+    assert means.to_dict() == pytest.approx({"a": 31 / 3, "b": 11.0})
