@@ -84,3 +84,29 @@ def test_a_stage_reports_a_user_error_in_one_line(repo_root, tmp_path):
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("obtain: error:") and "missing" in result.stderr
+
+
+def test_the_organisers_held_out_frames_are_split_into_acquisitions(tmp_path, monkeypatch):
+    """Testing and Validation labels present: they are the test and (part of the) val subsets, and
+    their frames are grouped into acquisitions like the training frames (noise frames look unlike
+    each other: one acquisition each), never one group for a whole set, and never a group shared
+    with the training frames or between the two sets."""
+    from dataset_builders import GOOD_ROWS, write_csv, write_dataset, write_labelled
+
+    monkeypatch.chdir(tmp_path)
+    root = write_dataset(tmp_path / "ds")
+    write_labelled(root / "Testing", [[f"0001{k}.png", *GOOD_ROWS[0][1:]] for k in range(4)])
+    write_labelled(root / "Validation", [[f"0002{k}.png", *GOOD_ROWS[0][1:4]] for k in range(3)],
+                   ["Filename", "PS1", "PS2", "AOP Tangency"], csv_name="landmarks_data.csv")
+    write_csv(root / "Validation" / "aop_results.csv", ["Filename", "AOP"], [[f"0002{k}.png", "97.125"] for k in range(3)])
+    params = _params_file(tmp_path, source="iugc2025", root=str(root))
+    assert run_stage("obtain", params, source=root, out="data/dataset") == 0
+    assert run_stage("validate", params, dataset="data/dataset", out="results/validate") == 0
+    assert run_stage("split", params, dataset="data/dataset", validation="results/validate", out="results/split") == 0
+    table = pd.read_csv(f"results/split/{SPLITS_CSV}").set_index("filename")
+    test, val = table.loc[[f"0001{k}.png" for k in range(4)]], table.loc[[f"0002{k}.png" for k in range(3)]]
+    assert (test["subset"] == "test").all() and (val["subset"] == "val").all()
+    assert test["group"].nunique() == 4 and val["group"].nunique() == 3
+    training = table.loc[["00001.png", "00002.png", "00003.png"], "group"]
+    assert not set(training) & set(test["group"]) and not set(test["group"]) & set(val["group"])
+    assert table.groupby("group")["subset"].nunique().max() == 1

@@ -131,7 +131,7 @@ def assign_groups(groups: np.ndarray, test_fraction: float, val_fraction: float,
     stratum = np.zeros(len(group_ids), dtype=np.int64) if strata is None else np.asarray(strata)[first]
     order = np.random.default_rng(seed).permutation(len(group_ids))
     order = order[np.argsort(stratum[order], kind="stable")]  # strata in turn, random within each
-    labels, stratum_codes = np.unique(stratum, return_inverse=True)
+    stratum_codes = np.unique(stratum, return_inverse=True)[1]
     frames_through = np.cumsum(np.bincount(stratum_codes, weights=sizes))  # frames of strata <= k
     fractions = {"test": test_fraction, "val": val_fraction}
     totals = {name: fraction * len(groups) for name, fraction in fractions.items()}

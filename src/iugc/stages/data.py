@@ -122,7 +122,7 @@ def split(view, *, dataset, validation, out):
     present, stay held out: Testing rows are the test subset, Validation rows join val, and
     Training is split into train/val.
     """
-    from ..data.splits import split_frames
+    from ..data.splits import acquisition_groups, split_frames
 
     labels, _, _ = read_dataset(dataset)
     sp = view["split"]
@@ -135,8 +135,16 @@ def split(view, *, dataset, validation, out):
                          max_frames_per_group=view["data"]["max_frames_per_acquisition"],
                          aop_strata_count=sp["aop_strata"])
     held_out = labels[labels["split"] != "Training"].copy()
-    held_out["group"] = -1
     held_out["subset"] = held_out["split"].map({"Testing": "test", "Validation": "val"})
+    # The organisers' held-out frames are grouped into acquisitions too, each of their sets on its
+    # own and numbered after the training groups: the test analysis counts acquisitions and the
+    # calibration takes one frame of each (one group for them all would be one acquisition).
+    held_out["group"] = -1
+    next_group = int(table["group"].max()) + 1 if len(table) else 0
+    for _, rows in held_out.groupby("split"):
+        groups = acquisition_groups(rows, sp["hash_size"], sp["same_acquisition_distance"], sp["duplicate_distance"])
+        held_out.loc[rows.index, "group"] = groups + next_group
+        next_group += int(groups.max()) + 1
     table = pd.concat([table, held_out], ignore_index=True)
     table[["filename", "group", "subset"]].to_csv(Path(out) / SPLITS_CSV, index=False)
 
