@@ -54,7 +54,8 @@ def ablation(view, *, dataset, split, evaluations: list[str], out):
     from ..report import tables as tab
 
     _, _, source = read_dataset(dataset)
-    study = _study(view, split, evaluations)
+    runs = _evaluations(evaluations)
+    study = _study(view, split, runs)
     ev, out = view["evaluate"], Path(out)
     numbers = analysis.variant_table(study, ev["confidence"], ev["success_radii"], ev["success_radii_mm"],
                                      view["data"]["pixel_spacing_mm"])
@@ -91,7 +92,7 @@ def ablation(view, *, dataset, split, evaluations: list[str], out):
     numbers[["variant", *landmark_columns]].to_csv(out / "per_landmark.csv", index=False)
     analysis.by_aop_range(study, ev["aop_ranges"]).to_csv(out / "by_aop_range.csv", index=False)
     analysis.confidence_table(study).to_csv(out / "confidence.csv", index=False)
-    coverage = analysis.coverage_table(study, ev["confidence"], ev["coverage"], _calibration_acquisitions(evaluations))
+    coverage = analysis.coverage_table(study, ev["confidence"], ev["coverage"], _calibration_acquisitions(runs))
     coverage.to_csv(out / "coverage.csv", index=False)
     (out / "coverage.md").write_text(tab.render_coverage(coverage, tab.coverage_caption(ev["coverage"],
                                                                                         ev["confidence"])))
@@ -102,25 +103,25 @@ def ablation(view, *, dataset, split, evaluations: list[str], out):
     (out / METRICS_JSON).write_text(json.dumps(summary, indent=1) + "\n")
 
 
-def _study(view, split, evaluations: list[str]):
-    """Every evaluation's per-frame table with the split's acquisition groups."""
+def _study(view, split, runs: dict[str, list[dict]]):
+    """Every evaluation's per-frame table (``runs``: ``_evaluations``) with the split's
+    acquisition groups."""
     from ..data.manifest import read_splits
     from ..report.analysis import Study
 
     groups = read_splits(split).set_index("filename")["group"]
-    runs: dict[str, dict[int, pd.DataFrame]] = {}
-    for folder in evaluations:
-        metrics = json.loads((Path(folder) / METRICS_JSON).read_text())
-        table = pd.read_csv(Path(folder) / PREDICTIONS_CSV)
-        table["group"] = groups.loc[table["filename"]].to_numpy()
-        runs.setdefault(metrics["variant"], {})[int(metrics["seed"])] = table
-    return Study.from_tables(runs, view["variants"])
+    tables: dict[str, dict[int, pd.DataFrame]] = {}
+    for variant, metrics in runs.items():
+        for run in metrics:
+            table = pd.read_csv(Path(run["folder"]) / PREDICTIONS_CSV)
+            table["group"] = groups.loc[table["filename"]].to_numpy()
+            tables.setdefault(variant, {})[int(run["seed"])] = table
+    return Study.from_tables(tables, view["variants"])
 
 
-def _calibration_acquisitions(evaluations: list[str]) -> int:
+def _calibration_acquisitions(runs: dict[str, list[dict]]) -> int:
     """How many validation acquisitions calibrated the radii (the same split for every run)."""
-    counts = {json.loads((Path(folder) / METRICS_JSON).read_text())["coverage"]["calibration_acquisitions"]
-              for folder in evaluations}
+    counts = {run["coverage"]["calibration_acquisitions"] for metrics in runs.values() for run in metrics}
     if len(counts) != 1:
         raise UserError(f"the evaluations were calibrated on different numbers of acquisitions ({sorted(counts)}); "
                         "rerun calibrate and evaluate")
@@ -153,7 +154,7 @@ def figures(view, *, dataset, split, ablation, evaluations: list[str], finetuned
     out = Path(out)
     size, sigma = view["model"]["image_size"], view["model"]["heatmap_sigma"]
     _, _, source = read_dataset(dataset)
-    study = _study(view, split, evaluations)
+    study = _study(view, split, _evaluations(evaluations))
     where = (f"{source['name']}, preset '{view['preset']}': {len(study.frames)} held-out frames from "
              f"{study.n_groups} acquisitions, {len(study.seeds)} seed(s)")
     captions = {}
