@@ -208,10 +208,10 @@ def chance_range(n_calibration: int, test_group_sizes, coverage: float, level: f
     inside it says nothing more precise than the study's size allows. ``(1, 1)`` where too few
     acquisitions calibrated for a finite radius."""
     sizes = np.asarray(test_group_sizes, dtype=np.float64)
-    level = conformal_level(n_calibration, coverage)
-    if level > 1.0:
+    quantile_level = conformal_level(n_calibration, coverage)
+    if quantile_level > 1.0:
         return 1.0, 1.0
-    rank = round(level * n_calibration)
+    rank = round(quantile_level * n_calibration)
     rng = np.random.default_rng(seed)
     true_coverage = rng.beta(rank, n_calibration + 1 - rank, size=draws)
     covered = rng.random((draws, len(sizes))) < true_coverage[:, None]
