@@ -185,4 +185,4 @@ def test_one_studys_coverage_lands_in_its_chance_range_nine_times_in_ten(n_calib
     assert 0.88 <= share <= (0.97 if len(test_sizes) > 50 else 0.99)
     assert chance_range(8, test_sizes, 0.9) == (1.0, 1.0)   # too few acquisitions: infinite radii cover all
     half_low, half_high = chance_range(n_calibration, test_sizes, 0.9, level=0.5)   # the central half
-    assert low < half_low <= half_high < high
+    assert low < half_low <= half_high <= high
