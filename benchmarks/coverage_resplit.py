@@ -7,6 +7,8 @@ differs from the target by chance. This script predicts the validation and test 
 trained model of the study, then, ``--repetitions`` times, draws as many calibration acquisitions
 from the pooled held-out acquisitions as the validation split has, calibrates on them as the
 calibrate stage does (``conformal.calibrate``) and scores the rest (``conformal.resplit_coverage``).
+The draws are stratified by the acquisitions' AoP in the study's ``split.aop_strata`` bins, as its
+split was, so the spread printed is that of the study's own design.
 It prints, per variant (seeds pooled), the mean and the 5th-95th percentiles of the coverage
 achieved, beside the study's own split. A diagnostic: test frames calibrate here, so none of
 these radii is for use.
@@ -26,7 +28,8 @@ import yaml
 
 from iugc.conformal import resplit_coverage
 from iugc.data.manifest import labelled_subsets, true_points
-from iugc.geometry import LANDMARKS
+from iugc.data.splits import aop_strata
+from iugc.geometry import LANDMARKS, aop_from_landmarks
 from iugc.inference import load_trained_model
 
 KEYS = (*LANDMARKS, "aop")
@@ -52,6 +55,8 @@ def main(argv=None) -> int:
     held_out = pd.concat([subsets["val"], subsets["test"]], ignore_index=True)
     n_calibration = subsets["val"]["group"].nunique()
     true = true_points(held_out)
+    groups = held_out["group"].to_numpy()
+    strata = aop_strata(groups, aop_from_landmarks(true), params["split"].get("aop_strata", 1))
     models = sorted((study / "results" / "finetune").glob("*/seed*/model.pt"))
     if not models:
         print(f"{study}: no results/finetune/<variant>/seed<s>/model.pt; run the study first", file=sys.stderr)
@@ -61,8 +66,8 @@ def main(argv=None) -> int:
     for number, model in enumerate(models):
         variant, seed = model.parent.parent.name, model.parent.name
         pred, spread = load_trained_model(model, variant=variant, device="cpu").predict(held_out, with_spread=True)
-        achieved = resplit_coverage(pred, true, spread, held_out["group"].to_numpy(), coverage, n_calibration,
-                                    args.repetitions, seed=number)
+        achieved = resplit_coverage(pred, true, spread, groups, coverage, n_calibration, args.repetitions,
+                                    seed=number, strata=strata)
         entry = by_variant.setdefault(variant, {"resplit": {k: [] for k in KEYS}, "study": {k: [] for k in KEYS}})
         own = study_split_coverage(study, variant, seed)
         for key in KEYS:
@@ -70,7 +75,8 @@ def main(argv=None) -> int:
             entry["study"][key].append(own[key])
 
     print(f"{study}: target {coverage:.2f}; {len(held_out)} held-out frames of {held_out['group'].nunique()} "
-          f"acquisitions, {n_calibration} drawn to calibrate, {args.repetitions} draws per run")
+          f"acquisitions, {n_calibration} drawn to calibrate (stratified in {len(np.unique(strata))} AoP bins), "
+          f"{args.repetitions} draws per run")
     print("| variant | " + " | ".join(f"{k.upper()} study / resplit mean (5-95 %)" for k in KEYS) + " |")
     print("|---|" + "---|" * len(KEYS))
     figures = {}
@@ -85,7 +91,8 @@ def main(argv=None) -> int:
         print(f"| {variant} | " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps({"target": coverage, "n_calibration": int(n_calibration),
-                                         "repetitions": args.repetitions, "variants": figures}, indent=1) + "\n")
+                                         "repetitions": args.repetitions, "aop_strata": int(len(np.unique(strata))),
+                                         "variants": figures}, indent=1) + "\n")
     return 0
 
 

@@ -220,8 +220,24 @@ def chance_range(n_calibration: int, test_group_sizes, coverage: float, level: f
     return float(low), float(high)
 
 
+def stratified_draw(labels, label_strata, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` of ``labels`` drawn at random, stratum by stratum (``label_strata``, one per label):
+    each stratum gives its share of ``n``, measured cumulatively (through this stratum, rounded,
+    less what the strata before gave) so the roundings carry over instead of adding up, as
+    ``data.splits.assign_groups`` fills the held-out subsets."""
+    labels, label_strata = np.asarray(labels), np.asarray(label_strata)
+    order = np.unique(label_strata)
+    through = np.cumsum([np.sum(label_strata == stratum) for stratum in order])
+    chosen, taken = [], 0
+    for stratum, count_through in zip(order, through):
+        share = round(n * count_through / len(labels)) - taken
+        chosen.append(rng.choice(labels[label_strata == stratum], share, replace=False))
+        taken += share
+    return np.concatenate(chosen)
+
+
 def resplit_coverage(pred, true, spread, groups, coverage: float, n_calibration: int, repetitions: int,
-                     seed: int) -> dict[str, np.ndarray]:
+                     seed: int, strata=None) -> dict[str, np.ndarray]:
     """How the achieved coverage of one calibration varies with the draw of acquisitions: the
     held-out frames (predicted and true points, spreads, acquisitions) are split again and again
     into ``n_calibration`` calibration acquisitions and the rest, calibrated on the first part
@@ -230,16 +246,23 @@ def resplit_coverage(pred, true, spread, groups, coverage: float, n_calibration:
 
     A diagnostic of the method on a finished study, not a calibration to use: it lets test
     frames calibrate. One split's coverage differs from the target by chance (a Beta spread of
-    the conformal quantile, and acquisitions that differ in difficulty); this says by how much."""
+    the conformal quantile, and acquisitions that differ in difficulty); this says by how much.
+
+    ``strata`` (one per frame, the same for an acquisition's frames; ``data.splits.aop_strata``):
+    the calibration acquisitions are drawn stratum by stratum (``stratified_draw``), as the
+    study's split draws its validation subset, so the spread measured is that of the study's
+    design; without, at random (a little wider)."""
     groups = np.asarray(groups)
-    labels = np.unique(groups)
+    labels, first = np.unique(groups, return_index=True)
     if not 0 < n_calibration < len(labels):
         raise ValueError(f"n_calibration must leave acquisitions on both sides, got {n_calibration} of {len(labels)}")
     rng = np.random.default_rng(seed)
     errors, aop_truth = radial_errors(pred, true), aop_from_landmarks(true)
     achieved = {name: np.empty(repetitions) for name in (*LANDMARKS, "aop")}
     for k in range(repetitions):
-        inside = np.isin(groups, rng.choice(labels, n_calibration, replace=False))
+        drawn = (rng.choice(labels, n_calibration, replace=False) if strata is None
+                 else stratified_draw(labels, np.asarray(strata)[first], n_calibration, rng))
+        inside = np.isin(groups, drawn)
         fitted = calibrate(pred[inside], true[inside], spread[inside], groups[inside], coverage, seed=int(rng.integers(2**31)))
         radii = fitted.radii(spread[~inside])
         for j, name in enumerate(LANDMARKS):
