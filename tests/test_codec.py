@@ -48,3 +48,18 @@ def test_plain_softmax_pulls_a_target_towards_the_image_centre():
     centre = torch.tensor([31.5, 31.5])
     assert (decoded - coords[0, 0]).norm() > 5
     assert (decoded - centre).norm() < (coords[0, 0] - centre).norm()
+
+
+def test_a_target_holds_its_distribution_near_its_point_and_a_flat_map_does_not():
+    from iugc.models.heads import mass_near
+    codec = HeatmapCodec(size=128, sigma=2.0, beta=20.0)
+    points = torch.tensor([[[30.0, 40.0], [90.5, 70.25], [64.0, 64.0]]])
+    near = mass_near(codec.encode(points), points, radius=8.0, beta=codec.beta)
+    assert near.shape == (1, 3) and torch.all(near > 0.999)
+    # A target a little way off puts its mass there, not near the point asked about.
+    assert torch.all(mass_near(codec.encode(points + 12.0), points, radius=8.0, beta=codec.beta) < 1e-3)
+    # A flat map: the share of the frame's pixels inside the disc (about pi 8^2 / 128^2 = 1.2 %).
+    flat = mass_near(torch.zeros(1, 3, 128, 128), points, radius=8.0, beta=codec.beta)
+    grid = torch.stack(torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="xy"), dim=-1)
+    inside = [int(((grid - point).pow(2).sum(-1) <= 64).sum()) for point in points[0]]
+    assert torch.allclose(flat[0], torch.tensor(inside) / 128 ** 2)

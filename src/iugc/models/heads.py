@@ -51,6 +51,25 @@ def soft_argmax_spread(heatmaps: torch.Tensor, beta: float = 1.0) -> torch.Tenso
     return torch.stack([var_x, var_y], dim=-1).clamp_min(0).sqrt()
 
 
+def mass_near(heatmaps: torch.Tensor, points: torch.Tensor, radius: float, beta: float = 1.0) -> torch.Tensor:
+    """The share of the distribution the soft-argmax reads that lies within ``radius`` of
+    ``points`` (B, K, 2), (x, y) in heatmap pixels: (B, K, H, W) -> (B, K), 0..1.
+
+    What the spread stands on. A heatmap with a peak holds nearly all of it near the point (an
+    encoded target: about 1 within 4 sigma); a flat one spreads it over the frame, and its
+    standard deviation (``soft_argmax_spread``) then measures the background's extent, not the
+    network's hesitation."""
+    probs = spatial_softmax(heatmaps.to(torch.promote_types(heatmaps.dtype, torch.float32)), beta)
+    height, width = heatmaps.shape[-2:]
+    xs = torch.arange(width, device=probs.device, dtype=probs.dtype)
+    ys = torch.arange(height, device=probs.device, dtype=probs.dtype)
+    points = points.to(probs.dtype)
+    dx2 = (xs - points[..., 0, None]) ** 2      # (B, K, W)
+    dy2 = (ys - points[..., 1, None]) ** 2      # (B, K, H)
+    near = dy2[..., :, None] + dx2[..., None, :] <= radius ** 2
+    return (probs * near).sum(dim=(-2, -1))
+
+
 class CoordinateHead(nn.Sequential):
     """Direct coordinate regression for the "Coordinates" rows of Table 2.
 
