@@ -10,10 +10,11 @@ calibrate stage does (``conformal.calibrate``) and scores the rest (``conformal.
 The draws are stratified by the acquisitions' AoP in the study's ``split.aop_strata`` bins, as its
 split was, so the spread printed is that of the study's own design.
 It prints, per variant (seeds pooled), the mean and the 5th-95th percentiles of the coverage
-achieved, beside the study's own split. A diagnostic: test frames calibrate here, so none of
+achieved, beside the study's own split, and how often one figure, and all four of one run
+together, land within ``--band`` of the target. A diagnostic: test frames calibrate here, so none of
 these radii is for use.
 
-    python benchmarks/coverage_resplit.py --study PATH [--repetitions 500] [--json FILE]
+    python benchmarks/coverage_resplit.py --study PATH [--repetitions 500] [--band 0.05] [--json FILE]
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", type=Path, required=True, help="a finished study's folder")
     parser.add_argument("--repetitions", type=int, default=500)
+    parser.add_argument("--band", type=float, default=0.05, help="half-width of the band around the target")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
@@ -68,7 +70,9 @@ def main(argv=None) -> int:
         pred, spread = load_trained_model(model, variant=variant, device="cpu").predict(held_out, with_spread=True)
         achieved = resplit_coverage(pred, true, spread, groups, coverage, n_calibration, args.repetitions,
                                     seed=number, strata=strata)
-        entry = by_variant.setdefault(variant, {"resplit": {k: [] for k in KEYS}, "study": {k: [] for k in KEYS}})
+        entry = by_variant.setdefault(variant, {"resplit": {k: [] for k in KEYS}, "study": {k: [] for k in KEYS},
+                                                "all_in_band": []})
+        entry["all_in_band"].append(np.all([np.abs(achieved[k] - coverage) <= args.band for k in KEYS], axis=0))
         own = study_split_coverage(study, variant, seed)
         for key in KEYS:
             entry["resplit"][key].append(achieved[key])
@@ -77,8 +81,9 @@ def main(argv=None) -> int:
     print(f"{study}: target {coverage:.2f}; {len(held_out)} held-out frames of {held_out['group'].nunique()} "
           f"acquisitions, {n_calibration} drawn to calibrate (stratified in {len(np.unique(strata))} AoP bins), "
           f"{args.repetitions} draws per run")
-    print("| variant | " + " | ".join(f"{k.upper()} study / resplit mean (5-95 %)" for k in KEYS) + " |")
-    print("|---|" + "---|" * len(KEYS))
+    print(f"| variant | " + " | ".join(f"{k.upper()} study / resplit mean (5-95 %) / in band" for k in KEYS)
+          + f" | all four in {coverage - args.band:.2f}-{coverage + args.band:.2f} |")
+    print("|---|" + "---|" * (len(KEYS) + 1))
     figures = {}
     for variant, entry in by_variant.items():
         cells, figures[variant] = [], {}
@@ -86,12 +91,16 @@ def main(argv=None) -> int:
             draws = np.concatenate(entry["resplit"][key])
             low, high = np.quantile(draws, [0.05, 0.95])
             own = float(np.mean(entry["study"][key]))
-            figures[variant][key] = {"study": own, "mean": float(draws.mean()), "p05": float(low), "p95": float(high)}
-            cells.append(f"{own:.2f} / {draws.mean():.2f} ({low:.2f}-{high:.2f})")
-        print(f"| {variant} | " + " | ".join(cells) + " |")
+            in_band = float(np.mean(np.abs(draws - coverage) <= args.band))
+            figures[variant][key] = {"study": own, "mean": float(draws.mean()), "p05": float(low), "p95": float(high),
+                                     "in_band": in_band}
+            cells.append(f"{own:.2f} / {draws.mean():.2f} ({low:.2f}-{high:.2f}) / {in_band:.2f}")
+        all_in_band = float(np.mean(np.concatenate(entry["all_in_band"])))
+        figures[variant]["all_in_band"] = all_in_band
+        print(f"| {variant} | " + " | ".join(cells) + f" | {all_in_band:.2f} |")
     if args.json:
         args.json.write_text(json.dumps({"target": coverage, "n_calibration": int(n_calibration),
-                                         "repetitions": args.repetitions, "aop_strata": int(len(np.unique(strata))),
+                                         "repetitions": args.repetitions, "aop_strata": int(len(np.unique(strata))), "band": args.band,
                                          "variants": figures}, indent=1) + "\n")
     return 0
 
