@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     print(f"{study}: target {coverage:.2f}; {len(held_out)} held-out frames of {held_out['group'].nunique()} "
           f"acquisitions, {n_calibration} drawn to calibrate (stratified in {len(np.unique(strata))} AoP bins), "
           f"{args.repetitions} draws per run")
-    print(f"| variant | " + " | ".join(f"{k.upper()} study / resplit mean (5-95 %) / in band" for k in KEYS)
+    print("| variant | " + " | ".join(f"{k.upper()} study / resplit mean (5-95 %) / in band" for k in KEYS)
           + f" | all four in {coverage - args.band:.2f}-{coverage + args.band:.2f} |")
     print("|---|" + "---|" * (len(KEYS) + 1))
     figures = {}
@@ -100,8 +100,8 @@ def main(argv=None) -> int:
         print(f"| {variant} | " + " | ".join(cells) + f" | {all_in_band:.2f} |")
     if args.json:
         args.json.write_text(json.dumps({"target": coverage, "n_calibration": int(n_calibration),
-                                         "repetitions": args.repetitions, "aop_strata": int(len(np.unique(strata))), "band": args.band,
-                                         "variants": figures}, indent=1) + "\n")
+                                         "repetitions": args.repetitions, "aop_strata": int(len(np.unique(strata))),
+                                         "band": args.band, "variants": figures}, indent=1) + "\n")
     return 0
 
 
