@@ -40,10 +40,11 @@ def heatmap_figures(trained, frames, radius: float) -> dict[str, np.ndarray]:
     """Per frame and landmark: peak height, mass within ``radius`` heatmap pixels of the point,
     radial spread (heatmap pixels) and the predicted points in original pixels."""
     dataset = LandmarkDataset(frames, trained.spec.image_size, trained.transform(), cache=False)
-    beta = trained.net.soft_argmax_beta
+    net = trained.net.eval()
+    beta = net.soft_argmax_beta
     parts = {"peak": [], "near": [], "spread": [], "coords": []}
     for images, _, _ in DataLoader(dataset, batch_size=16):
-        out = trained.net.eval()(images)
+        out = net(images)
         heatmaps, coords = out["heatmaps"].float(), out["coords"].float()
         parts["peak"].append(heatmaps.flatten(start_dim=-2).amax(dim=-1))
         parts["near"].append(mass_near(heatmaps, coords, radius, beta))
