@@ -18,7 +18,11 @@ export PATH := $(BIN):$(PATH)
 .PHONY: install data study _study test test-cluster bench lint clean-results
 
 # --no-cache-dir: installing writes nothing outside the checkout (no pip cache in the home folder).
+# The environment takes about 7 GB (torch's CUDA build is the bulk): say so before pip fails
+# half-way with "No space left on device".
 $(VENV)/.installed: pyproject.toml
+	@free_kb=$$(df -Pk . | awk 'NR == 2 {print $$4}'); [ "$$free_kb" -ge 8000000 ] \
+	  || echo "make install: only $$((free_kb / 1000000)) GB free here and the environment takes about 7 GB; free some space if pip stops with 'No space left on device'" >&2
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --no-cache-dir --upgrade pip
 	$(BIN)/python -m pip install -q --no-cache-dir -e '.[workflow,dev]'
