@@ -23,14 +23,21 @@ def spatial_softmax(heatmaps: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
     return torch.softmax(flat, dim=-1).view_as(heatmaps)
 
 
-def soft_argmax(heatmaps: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
-    """Eq. 8: expected pixel position under the spatial softmax; (B, K, H, W) -> (B, K, 2) (x, y)
-    in heatmap pixels. Computed in at least float32: half precision cannot hold sub-pixel
-    positions on a 512-pixel grid (bfloat16 steps by 2 there)."""
+def _distribution(heatmaps: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The distribution the soft-argmax reads (``spatial_softmax``) and the pixel coordinates
+    along x and y. In at least float32: half precision cannot hold sub-pixel positions on a
+    512-pixel grid (bfloat16 steps by 2 there)."""
     probs = spatial_softmax(heatmaps.to(torch.promote_types(heatmaps.dtype, torch.float32)), beta)
     height, width = heatmaps.shape[-2:]
     xs = torch.arange(width, device=probs.device, dtype=probs.dtype)
     ys = torch.arange(height, device=probs.device, dtype=probs.dtype)
+    return probs, xs, ys
+
+
+def soft_argmax(heatmaps: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """Eq. 8: expected pixel position under the spatial softmax; (B, K, H, W) -> (B, K, 2) (x, y)
+    in heatmap pixels, in at least float32 (``_distribution``)."""
+    probs, xs, ys = _distribution(heatmaps, beta)
     x = (probs.sum(dim=-2) * xs).sum(dim=-1)  # marginal over rows, then its mean
     y = (probs.sum(dim=-1) * ys).sum(dim=-1)
     return torch.stack([x, y], dim=-1)
@@ -41,10 +48,7 @@ def soft_argmax_spread(heatmaps: torch.Tensor, beta: float = 1.0) -> torch.Tenso
     and y, (B, K, H, W) -> (B, K, 2) in heatmap pixels. A confident heatmap has one narrow peak;
     one that hesitates between places has a wide distribution, and its coordinates (the mean)
     can land between them. The landmark's confidence (``iugc predict``)."""
-    probs = spatial_softmax(heatmaps.to(torch.promote_types(heatmaps.dtype, torch.float32)), beta)
-    height, width = heatmaps.shape[-2:]
-    xs = torch.arange(width, device=probs.device, dtype=probs.dtype)
-    ys = torch.arange(height, device=probs.device, dtype=probs.dtype)
+    probs, xs, ys = _distribution(heatmaps, beta)
     px, py = probs.sum(dim=-2), probs.sum(dim=-1)  # marginals over x and y
     var_x = (px * xs ** 2).sum(dim=-1) - (px * xs).sum(dim=-1) ** 2
     var_y = (py * ys ** 2).sum(dim=-1) - (py * ys).sum(dim=-1) ** 2
@@ -59,10 +63,7 @@ def mass_near(heatmaps: torch.Tensor, points: torch.Tensor, radius: float, beta:
     encoded target: about 1 within 4 sigma); a flat one spreads it over the frame, and its
     standard deviation (``soft_argmax_spread``) then measures the background's extent, not the
     network's hesitation."""
-    probs = spatial_softmax(heatmaps.to(torch.promote_types(heatmaps.dtype, torch.float32)), beta)
-    height, width = heatmaps.shape[-2:]
-    xs = torch.arange(width, device=probs.device, dtype=probs.dtype)
-    ys = torch.arange(height, device=probs.device, dtype=probs.dtype)
+    probs, xs, ys = _distribution(heatmaps, beta)
     points = points.to(probs.dtype)
     dx2 = (xs - points[..., 0, None]) ** 2      # (B, K, W)
     dy2 = (ys - points[..., 1, None]) ** 2      # (B, K, H)
