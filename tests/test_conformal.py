@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from iugc.conformal import (Calibration, calibrate, chance_range, conformal_level, conformal_quantile, coverage_columns, flagging,
-                            one_per_acquisition, resplit_coverage, stratified_draw)
+from iugc.conformal import (Calibration, aop_decisions, calibrate, chance_range, conformal_level, conformal_quantile,
+                            coverage_columns, flagging, one_per_acquisition, resplit_coverage, stratified_draw)
 
 DRAWS = 4000
 
@@ -123,6 +123,25 @@ def test_flagging_counts_precision_and_recall_of_frames_that_are_off():
     low, high = flagging(radius, error, [10, 50], error_above=20)
     assert (low["n_flagged"], low["precision"], low["recall"]) == (2, 0.5, 0.5)
     assert high["n_flagged"] == 0 and math.isnan(high["precision"]) and high["recall"] == 0.0
+
+
+def test_an_interval_decides_only_when_wholly_on_one_side_of_the_threshold():
+    # Frames: above and right; below but the truth is above; straddling; undefined; below, the
+    # truth exactly at the threshold (counts as above).
+    pred = [130.0, 110.0, 125.0, np.nan, 100.0]
+    low = [122.0, 100.0, 115.0, 0.0, 80.0]
+    high = [138.0, 118.0, 135.0, 180.0, 119.9]
+    true = [125.0, 121.0, 119.0, 130.0, 120.0]
+    got = aop_decisions(pred, low, high, true, 120.0)
+    assert (got["n_frames"], got["n_decisive"], got["decides_above"], got["decides_below"]) == (5, 3, 0.2, 0.4)
+    assert got["decisive_right"] == pytest.approx(1 / 3) and got["point_right"] == pytest.approx(1 / 5)
+    # A decisive interval on the wrong side misses the truth: calibrated intervals are right
+    # wherever they decide, but for the frames they do not cover.
+    covered = (np.array(low) <= true) & (np.array(true) <= np.array(high))
+    assert got["n_decisive"] * (1 - got["decisive_right"]) <= np.sum(~covered) + 1e-9
+    none = aop_decisions([110.0], [100.0], [130.0], [125.0], 120.0)
+    assert none["decides_above"] == none["decides_below"] == 0.0 and math.isnan(none["decisive_right"])
+    assert none["point_right"] == 0.0
 
 
 def test_the_evaluate_stage_reports_coverage_per_landmark_and_aop_beside_the_target():

@@ -16,6 +16,7 @@ def covered_table(rng, n: int, groups: np.ndarray, radius: float) -> pd.DataFram
         table[f"radius_{name}"] = radius
         table[f"covered_{name}"] = errors[:, j] <= radius
     aop_error = rng.exponential(4.0, size=n)
+    table["aop"], table["pred_aop"] = rng.uniform(90.0, 130.0, size=n), 110.0
     table["aop_low"], table["aop_high"] = 100.0, 120.0
     table["aop_covered"] = aop_error <= 10.0
     return table
@@ -26,7 +27,7 @@ def test_coverage_per_variant_and_seed_with_intervals_beside_the_target():
     groups = np.arange(60) // 4
     runs = {"a": {seed: covered_table(rng, 60, groups, 5.0 * np.log(10)) for seed in (1, 2)}}
     s = analysis.Study.from_tables(runs, ["a"])
-    table = analysis.coverage_table(s, 0.95, 0.9, n_calibration=30).set_index("seed")
+    table = analysis.coverage_table(s, 0.95, 0.9, n_calibration=30, decision_deg=125.0).set_index("seed")
     assert list(table.index) == ["all", "1", "2"] and (table["target"] == 0.9).all()
     # Radius at the exponential's 90 % quantile: coverage about 0.9, inside its own interval.
     for key in ("ps1", "ps2", "fh1", "aop"):
@@ -37,6 +38,13 @@ def test_coverage_per_variant_and_seed_with_intervals_beside_the_target():
     assert table.loc["all", "coverage_ps1"] == pytest.approx(pooled)
     assert table.loc["all", "mean_radius_fh1"] == pytest.approx(5.0 * np.log(10))
     assert table.loc["all", "mean_aop_width"] == 20.0
+    # Every interval (100-120) lies below 125: all decide, and are right where the true AoP is
+    # below 125, as is the predicted AoP (110) alone.
+    below = np.mean([(runs["a"][seed]["aop"] < 125.0).mean() for seed in (1, 2)])
+    assert (table["decision_deg"] == 125.0).all() and (table["decides_below"] == 1.0).all()
+    assert (table["decides_above"] == 0.0).all()
+    assert table.loc["all", "decisive_right"] == pytest.approx(below) == table.loc["all", "point_right"]
+    assert table.loc["all", "n_decisive"] == 120
     # The chance range is the study's (30 calibration acquisitions, 15 test acquisitions of 4).
     from iugc.conformal import chance_range
     low, high = chance_range(30, [4] * 15, 0.9)
@@ -59,12 +67,15 @@ def test_the_markdown_table_pools_the_seeds_and_states_the_target():
     rng = np.random.default_rng(1)
     groups = np.arange(40) // 4
     s = analysis.Study.from_tables({"a": {seed: covered_table(rng, 40, groups, 10.0) for seed in (1, 2)}}, ["a"])
-    table = analysis.coverage_table(s, 0.95, 0.9, n_calibration=30)
-    text = render_coverage(table, coverage_caption(0.9, 0.95))
+    table = analysis.coverage_table(s, 0.95, 0.9, n_calibration=30, decision_deg=120.0)
+    text = render_coverage(table, coverage_caption(0.9, 0.95, 120.0))
     rows = [line for line in text.splitlines() if line.startswith("| a ")]
     assert len(rows) == 1 and "| 0.90 |" in rows[0] and "10.0 / 10.0 / 10.0" in rows[0]
     assert f"| {table['chance_lo'][0]:.2f}-{table['chance_hi'][0]:.2f} |" in rows[0] and "By chance" in text
     assert "90%" in text and "one frame per acquisition" in text
+    # No interval (100-120) lies wholly on one side of 120 deg: none decides, and the share right
+    # of those is not a number but a dash.
+    assert "Decides at 120 deg: above / below (right)" in text and "| 0.00 / 0.00 (-) |" in rows[0]
 
 
 def test_the_exported_model_is_the_best_variant_on_validation_with_its_first_seed():

@@ -175,6 +175,30 @@ def coverage_columns(pred, true, spread, calibration: Calibration) -> dict[str, 
     return columns
 
 
+def aop_decisions(pred_aop, low, high, true_aop, threshold: float) -> dict:
+    """What the AoP intervals let a clinician decide against ``threshold`` (degrees; at or above
+    it the AoP is read as favourable for a spontaneous birth): the shares of frames whose
+    interval lies wholly at or above it (``decides_above``) and wholly below it
+    (``decides_below``), the share of those deciding frames on the true AoP's side
+    (``decisive_right``; NaN where none decides), and, for comparison, the share of all frames
+    whose bare predicted AoP is on the true side (``point_right``), which a reader of the number
+    alone cannot tell from the wrong ones. The two sides are apart because they need not be
+    alike: where most true angles are low, intervals can rule out a favourable AoP far more
+    often than confirm it. An undefined (NaN) prediction decides nothing and is never right."""
+    pred_aop, low, high, true_aop = (np.asarray(a, np.float64) for a in (pred_aop, low, high, true_aop))
+    n_frames = len(true_aop)
+    true_above = true_aop >= threshold
+    above, below = low >= threshold, high < threshold
+    n_decisive = int(np.sum(above | below))
+    right = int(np.sum(above & true_above) + np.sum(below & ~true_above))
+    point_right = np.where(pred_aop >= threshold, true_above, ~true_above) & np.isfinite(pred_aop)
+    share = (lambda count: count / n_frames) if n_frames else (lambda count: math.nan)
+    return {"decision_deg": float(threshold), "n_frames": n_frames, "n_decisive": n_decisive,
+            "decides_above": share(int(above.sum())), "decides_below": share(int(below.sum())),
+            "decisive_right": right / n_decisive if n_decisive else math.nan,
+            "point_right": share(int(point_right.sum()))}
+
+
 def flagging(radius, error, thresholds, error_above: float) -> list[dict]:
     """What flagging frames whose largest calibrated radius exceeds each threshold finds among
     the frames whose largest error exceeds ``error_above`` (the ones a clinician should see):

@@ -321,14 +321,16 @@ def chosen_on_validation(validation: pd.DataFrame, among: Sequence[str]) -> tupl
 
 # --- calibrated confidence (conformal.py): coverage achieved on the test split ------------------
 
-def coverage_table(study: Study, confidence: float, target: float, n_calibration: int) -> pd.DataFrame:
+def coverage_table(study: Study, confidence: float, target: float, n_calibration: int,
+                   decision_deg: float) -> pd.DataFrame:
     """Per variant, over every seed and then per seed: the share of test frames whose true point
     lies within each landmark's calibrated radius, and whose true AoP lies within its interval,
     with intervals over seeds and acquisitions (one seed: over acquisitions), beside the target
     and the range one run's coverage reaches by chance at this study's size (``n_calibration``
     calibration acquisitions and these test acquisitions; ``conformal.chance_range``, 90 %);
-    the mean radius and mean interval width say how informative the confidence is."""
-    from ..conformal import chance_range
+    the mean radius and mean interval width say how informative the confidence is, and
+    ``conformal.aop_decisions`` against ``decision_deg`` what the intervals let a reader decide."""
+    from ..conformal import aop_decisions, chance_range
 
     columns = {**{name: f"covered_{name}" for name in LANDMARKS}, "aop": "aop_covered"}
     chance_lo, chance_hi = chance_range(n_calibration, np.bincount(study.groups), target)
@@ -345,6 +347,9 @@ def coverage_table(study: Study, confidence: float, target: float, n_calibration
                 row[f"mean_radius_{landmark}"] = float(study.matrix(name, f"radius_{landmark}")[which].mean())
             width = study.matrix(name, "aop_high")[which] - study.matrix(name, "aop_low")[which]
             row["mean_aop_width"] = float(width.mean())
+            decisions = aop_decisions(*(study.matrix(name, column)[which].ravel()
+                                        for column in ("pred_aop", "aop_low", "aop_high", "aop")), decision_deg)
+            row.update({key: value for key, value in decisions.items() if key != "n_frames"})
             rows.append(row)
     return pd.DataFrame(rows)
 

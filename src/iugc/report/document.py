@@ -216,7 +216,12 @@ def confidence_section(coverage: pd.DataFrame, flagging: pd.DataFrame, ev: Mappi
     for key, label in (("ps1", "PS1"), ("ps2", "PS2"), ("fh1", "FH1")):
         shown[f"{label} mean radius (px)"] = coverage[f"mean_radius_{key}"].round(2)
     shown["AoP mean width (deg)"] = coverage["mean_aop_width"].round(2)
-    section.table(shown, caption=coverage_caption(ev["coverage"], ev["confidence"]))
+    decision = f"{ev['aop_decision_deg']:g} deg"
+    shown[f"decides >= {decision}"] = coverage["decides_above"].round(2)
+    shown[f"decides < {decision}"] = coverage["decides_below"].round(2)
+    shown["deciding: on the true side"] = coverage["decisive_right"].round(2)
+    shown["point on the true side"] = coverage["point_right"].round(2)
+    section.table(shown, caption=coverage_caption(ev["coverage"], ev["confidence"], ev["aop_decision_deg"]))
     section.table(flagging[["variant", "flag_above_px", "n_flagged", "precision", "recall", "n_wrong", "n_frames"]],
                   caption=(
         f"Choosing `iugc predict --flag-above R`: frames with a landmark more than {ev['flag_error_px']:g} px off "

@@ -74,6 +74,11 @@ def _style(kind: str):
     return (lambda t: f"\\textbf{{{t}}}"), (lambda t: f"\\underline{{{t}}}"), "--", "--", "$\\pm$"
 
 
+def _share(value: float) -> str:
+    """A share in two decimals; '-' where there is nothing to take it of (NaN)."""
+    return "-" if np.isnan(value) else f"{value:.2f}"
+
+
 def _markdown(caption: str, header: list[str], lines: list[list[str]], notes: str = "") -> str:
     out = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(cells) + " |" for cells in lines]
@@ -205,7 +210,7 @@ def claims_caption(n_seeds: int, n_groups: int, n_frames: int, confidence: float
     return text
 
 
-def coverage_caption(coverage: float, confidence: float) -> str:
+def coverage_caption(coverage: float, confidence: float, decision_deg: float) -> str:
     return (f"Coverage achieved on the test split by the radii and AoP intervals calibrated on the validation split "
             f"(split-conformal at {coverage:.0%}, one frame per acquisition): the share of test frames whose true "
             f"point lies within its landmark's radius, and whose true AoP lies within its interval, with "
@@ -213,19 +218,25 @@ def coverage_caption(coverage: float, confidence: float) -> str:
             "'all' pools the seeds. 'By chance': where one run's coverage lands nine times in ten at this study's size "
             "when test and calibration acquisitions are alike (the calibration's own draw and the test split's); a "
             "coverage outside it says they are not. The mean radius and width say how informative the confidence is. "
-            "An infinite radius means the validation split held too few acquisitions for this coverage.")
+            "An infinite radius means the validation split held too few acquisitions for this coverage. "
+            f"'Decides at {decision_deg:g} deg': the shares of test frames whose AoP interval lies wholly at or above "
+            f"{decision_deg:g} deg (evaluate.aop_decision_deg) and wholly below it, and in brackets the share of those "
+            "on the true AoP's side; 'point on the true side': the share of all frames whose predicted AoP alone is, "
+            "which a reader of the number cannot tell from the frames where it is not.")
 
 
 def render_coverage(table: pd.DataFrame, caption: str) -> str:
     """Markdown of the coverage table (``analysis.coverage_table``), seeds pooled: what the README
     quotes."""
     header = ["Variant", "Target", "By chance", "PS1", "PS2", "FH1", "AoP", "Mean radius PS1 / PS2 / FH1 (px)",
-              "Mean AoP width (deg)"]
+              "Mean AoP width (deg)", f"Decides at {table['decision_deg'].iloc[0]:g} deg: above / below (right)",
+              "Point on the true side"]
     lines = []
     for _, r in table[table["seed"].astype(str) == "all"].iterrows():
         covered = [f"{r[f'coverage_{k}']:.2f} ({r[f'coverage_{k}_lo']:.2f}-{r[f'coverage_{k}_hi']:.2f})"
                    for k in ("ps1", "ps2", "fh1", "aop")]
         radii = " / ".join(f"{r[f'mean_radius_{k}']:.1f}" for k in ("ps1", "ps2", "fh1"))
         lines.append([r["variant"], f"{r['target']:.2f}", f"{r['chance_lo']:.2f}-{r['chance_hi']:.2f}", *covered, radii,
-                      f"{r['mean_aop_width']:.1f}"])
+                      f"{r['mean_aop_width']:.1f}", f"{r['decides_above']:.2f} / {r['decides_below']:.2f} ({_share(r['decisive_right'])})",
+                      f"{r['point_right']:.2f}"])
     return _markdown(caption, header, lines)

@@ -92,10 +92,11 @@ def ablation(view, *, dataset, split, evaluations: list[str], out):
     numbers[["variant", *landmark_columns]].to_csv(out / "per_landmark.csv", index=False)
     analysis.by_aop_range(study, ev["aop_ranges"]).to_csv(out / "by_aop_range.csv", index=False)
     analysis.confidence_table(study).to_csv(out / "confidence.csv", index=False)
-    coverage = analysis.coverage_table(study, ev["confidence"], ev["coverage"], _calibration_acquisitions(runs))
+    coverage = analysis.coverage_table(study, ev["confidence"], ev["coverage"], _calibration_acquisitions(runs),
+                                       ev["aop_decision_deg"])
     coverage.to_csv(out / "coverage.csv", index=False)
-    (out / "coverage.md").write_text(tab.render_coverage(coverage, tab.coverage_caption(ev["coverage"],
-                                                                                        ev["confidence"])))
+    (out / "coverage.md").write_text(tab.render_coverage(coverage, tab.coverage_caption(
+        ev["coverage"], ev["confidence"], ev["aop_decision_deg"])))
     analysis.flagging_table(study, ev["flag_above_px"], ev["flag_error_px"]).to_csv(out / "flagging.csv", index=False)
     summary = {row["variant"]: {"mre": row["mre_mean"], "aop_mae": row["aop_mae_mean"],
                                 **{f"re_{n}": row[f"re_{n}_mean"] for n in LANDMARKS}}
