@@ -110,6 +110,32 @@ def test_params_keeps_a_variant_of_your_own(tmp_path):
     assert list(written["variants"])[:-1] == list(load_preset("smoke")["variants"])
 
 
+def test_params_from_an_older_file_adds_the_keys_new_since_from_its_preset(tmp_path):
+    """A params.yaml written before a key existed: stages refuse it in one line that says how to
+    mend it, and `iugc params --from` mends it with the preset's value, changing nothing else
+    (a variant the user removed stays removed)."""
+    from iugc.config import ParamsError
+
+    out = tmp_path / "params.yaml"
+    params = load_preset("smoke")
+    params["finetune"]["lambda_adv"] = 0.03
+    del params["evaluate"]["aop_decision_deg"], params["variants"]["v5_resnet_moco"]
+    out.write_text(yaml.safe_dump(params, sort_keys=False))
+    with pytest.raises(ParamsError, match=r"aop_decision_deg.*iugc params --from"):
+        load_params(out)
+    result = iugc("params", "--from", str(out), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "added evaluate.aop_decision_deg from preset 'smoke'" in result.stderr
+    written = load_params(out)
+    assert written["evaluate"]["aop_decision_deg"] == load_preset("smoke")["evaluate"]["aop_decision_deg"]
+    assert written["finetune"]["lambda_adv"] == 0.03 and "v5_resnet_moco" not in written["variants"]
+    # A file of its own making (preset 'custom') has no preset to take the key from.
+    params["preset"] = "custom"
+    out.write_text(yaml.safe_dump(params, sort_keys=False))
+    line = one_line_error(iugc("params", "--from", str(out), "--out", "-"))
+    assert "aop_decision_deg" in line and "is a required property" in line
+
+
 def test_model_summary_lists_the_variants():
     result = iugc("model-summary")
     assert result.returncode == 0, result.stderr

@@ -28,7 +28,7 @@ def _own_variants(path: Path, preset: dict) -> dict:
 
 
 def _cmd_params(args) -> int:
-    from .config import (dump_params, load_params, load_preset, preset_differences_markdown,
+    from .config import (dump_params, fill_from_preset, load_preset, preset_differences_markdown, read_params,
                          set_values, validate_params)
 
     if args.diff:
@@ -38,8 +38,13 @@ def _cmd_params(args) -> int:
     unsourced = args.start is None and args.preset is None
     kept: dict = {}
     if args.start is not None:
-        start = load_params(args.start)
+        start = read_params(args.start)
+        added = fill_from_preset(start)
+        validate_params(start, args.start)
         origin = f"preset '{start['preset']}' via {args.start}"
+        if added:
+            print(f"added {', '.join(added)} from preset '{start['preset']}' (new in this version of iugc, "
+                  f"not yet in {args.start})", file=sys.stderr)
     else:
         name = args.preset or "quick"
         start, origin = load_preset(name), f"preset '{name}'"

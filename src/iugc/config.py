@@ -117,7 +117,11 @@ def validate_params(params: Mapping, origin: str = "params") -> None:
     if errors:
         err = errors[0]
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ParamsError(f"{origin}: {where}: {_describe(err)}")
+        mend = ""
+        if isinstance(params, dict) and fill_from_preset(copy.deepcopy(params)):
+            mend = (f" (a key this version of iugc added after {origin} was written: "
+                    f"`iugc params --from {origin} --out {origin}` adds such keys from its preset)")
+        raise ParamsError(f"{origin}: {where}: {_describe(err)}{mend}")
     _check_consistency(params, origin)
 
 
@@ -172,16 +176,46 @@ def _check_consistency(params: Mapping, origin: str) -> None:
         raise ParamsError(f"{origin}: finetune.unfreeze_epochs: must be two increasing epochs")
 
 
-def load_params(path: str | Path = "params.yaml") -> dict:
-    """Read and validate a params file."""
+def read_params(path: str | Path) -> dict:
+    """A params file as it is, not yet validated."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as err:
         raise ParamsError(f"{path}: cannot read ({err.strerror})") from None
-    params = _read_yaml(text, str(path))
+    return _read_yaml(text, str(path))
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    """Read and validate a params file."""
+    params = read_params(path)
     validate_params(params, str(path))
     return params
+
+
+def fill_from_preset(params: dict) -> list[str]:
+    """Add to ``params``, in place, every key the schema requires that it lacks, with the value of
+    the preset it names: keys added to iugc after the file was written. Returns their dotted
+    names. Only required keys are added, so a variant a user removed stays removed; a file of
+    preset 'custom' has no preset to take them from and is left as it is."""
+    added: list[str] = []
+    if params.get("preset") in PRESETS:
+        _fill_required(schema(), params, load_preset(params["preset"]), "", added)
+    return added
+
+
+def _fill_required(spec: Mapping, params: dict, preset: Mapping, prefix: str, added: list[str]) -> None:
+    for key in spec.get("required", []):
+        if key not in params and key in preset:
+            params[key] = copy.deepcopy(preset[key])
+            added.append(prefix + key)
+    named = spec.get("properties", {})
+    sections = list(named.items())
+    if isinstance(spec.get("additionalProperties"), Mapping):  # sections of named entries (variants)
+        sections += [(key, spec["additionalProperties"]) for key in params if key not in named]
+    for key, sub in sections:
+        if isinstance(params.get(key), dict) and isinstance(preset.get(key), Mapping):
+            _fill_required(sub, params[key], preset[key], f"{prefix}{key}.", added)
 
 
 def set_values(params: dict, assignments: Iterable[str]) -> dict:
