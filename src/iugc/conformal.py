@@ -192,11 +192,14 @@ def aop_decisions(pred_aop, low, high, true_aop, threshold: float) -> dict:
     n_decisive = int(np.sum(above | below))
     right = int(np.sum(above & true_above) + np.sum(below & ~true_above))
     point_right = np.where(pred_aop >= threshold, true_above, ~true_above) & np.isfinite(pred_aop)
-    share = (lambda count: count / n_frames) if n_frames else (lambda count: math.nan)
+
+    def share(count) -> float:
+        return int(count) / n_frames if n_frames else math.nan
+
     return {"decision_deg": float(threshold), "n_frames": n_frames, "n_decisive": n_decisive,
-            "decides_above": share(int(above.sum())), "decides_below": share(int(below.sum())),
+            "decides_above": share(above.sum()), "decides_below": share(below.sum()),
             "decisive_right": right / n_decisive if n_decisive else math.nan,
-            "point_right": share(int(point_right.sum()))}
+            "point_right": share(point_right.sum())}
 
 
 def flagging(radius, error, thresholds, error_above: float) -> list[dict]:
