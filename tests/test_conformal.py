@@ -1,4 +1,5 @@
 """Split-conformal radii and AoP intervals (src/iugc/conformal.py) on synthetic predictions."""
+import json
 import math
 
 import numpy as np
@@ -115,6 +116,22 @@ def test_calibration_round_trips_through_json_with_infinite_radii(tmp_path):
     assert cal.n_acquisitions == 5 and math.isinf(cal.aop_half_width)
     cal.save(tmp_path / "calibration.json", variant="v")
     assert Calibration.load(tmp_path / "calibration.json") == cal
+
+
+def test_a_calibration_knows_the_frame_sizes_it_holds_for(tmp_path):
+    rng = np.random.default_rng(8)
+    pred, true, spread = _frames(rng, 20)
+    sizes = [(256, 256)] * 15 + [(512, 384)] * 5
+    cal = calibrate(pred, true, spread, np.arange(20), 0.9, seed=0, frame_sizes=sizes)
+    assert cal.frame_sizes == ((256, 256), (512, 384))
+    assert cal.fits(256, 256) and cal.fits(512, 384) and not cal.fits(384, 512)
+    cal.save(tmp_path / "calibration.json")
+    assert Calibration.load(tmp_path / "calibration.json") == cal
+    # A calibration.json written before the sizes were recorded holds them as unknown: no check.
+    record = json.loads((tmp_path / "calibration.json").read_text())
+    del record["frame_sizes"]
+    older = Calibration.from_dict(record)
+    assert older.frame_sizes == () and older.fits(100, 100)
 
 
 def test_flagging_counts_precision_and_recall_of_frames_that_are_off():

@@ -41,7 +41,8 @@ def calibrated(folder, psfhs_root):
     frames = load_labels(psfhs_root).sort_values("filename").iloc[60:80].reset_index(drop=True)
     pred, spread = load_trained_model(folder / "model.pt", device="cpu").predict(frames, with_spread=True)
     true = frames[[f"{n}_{a}" for n in ("ps1", "ps2", "fh1") for a in "xy"]].to_numpy(float).reshape(-1, 3, 2)
-    calibrate(pred, true, spread, np.arange(len(frames)), 0.9, seed=0).save(
+    calibrate(pred, true, spread, np.arange(len(frames)), 0.9, seed=0,
+              frame_sizes=zip(frames["width"], frames["height"])).save(
         folder / "calibration.json", model_sha256=file_sha256(folder / "model.pt"))
     return folder
 
@@ -114,6 +115,23 @@ def test_predict_reads_every_kind_of_frame_and_names_the_broken_one(heatmap_mode
     assert ((table["aop_low"] <= table["AoP"]) & (table["AoP"] <= table["aop_high"])).all()
     overlays = {p.relative_to(tmp_path / "out" / "overlays").as_posix() for p in (tmp_path / "out" / "overlays").rglob("*.png")}
     assert {"grey.png", "nested/rgba.png", "scan.png"} <= overlays
+
+
+def test_frames_of_another_size_than_the_calibration_frames_are_named_once(heatmap_model, real_frames, tmp_path):
+    """Radii in pixels were calibrated on 256-px frames: prediction still gives them for frames of
+    another size, but says once per size that their coverage there is unknown."""
+    _, grey = real_frames
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    Image.fromarray(grey[0]).save(folder / "a_as_calibrated.png")
+    for name in ("b_wide.png", "c_wide.png"):
+        Image.fromarray(grey[1]).resize((300, 200)).save(folder / name)
+    messages = []
+    assert predict(heatmap_model, [folder], tmp_path / "out", log=messages.append) == 0
+    sized = [m for m in messages if "calibrated on frames of" in m]
+    assert len(sized) == 1 and "b_wide.png" in sized[0] and "300x200 px" in sized[0] and "256x256 px" in sized[0]
+    table = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert len(table) == 3 and table["radius_PS1_px"].notna().all()
 
 
 def test_the_command_line_exits_non_zero_when_a_frame_failed(heatmap_model, real_frames, tmp_path):

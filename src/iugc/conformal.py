@@ -109,6 +109,13 @@ class Calibration:
     aop_half_width: float         # degrees: the interval is AoP +- this, within 0..180
     n_frames: int
     n_acquisitions: int
+    # (width, height) of the calibration frames: radii in pixels hold for frames of these sizes
+    # only (empty: not recorded, a calibration.json written before it was).
+    frame_sizes: tuple[tuple[int, int], ...] = ()
+
+    def fits(self, width: int, height: int) -> bool:
+        """Whether a frame of this size is of a size the radii were calibrated on."""
+        return not self.frame_sizes or (int(width), int(height)) in self.frame_sizes
 
     def radii(self, spread) -> np.ndarray:
         """Radii (n, 3) in pixels for spreads (n, 3) (NaN where the variant has none)."""
@@ -129,7 +136,8 @@ class Calibration:
     def from_dict(cls, data: dict) -> "Calibration":
         landmarks = {name: LandmarkRadius(**data["landmarks"][name]) for name in LANDMARKS}
         return cls(float(data["coverage"]), landmarks, float(data["aop_half_width"]),
-                   int(data["n_frames"]), int(data["n_acquisitions"]))
+                   int(data["n_frames"]), int(data["n_acquisitions"]),
+                   tuple((int(width), int(height)) for width, height in data.get("frame_sizes", ())))
 
     def save(self, path: str | Path, **extra) -> None:
         """Write it as JSON (infinite radii as ``Infinity``), with ``extra`` facts beside it."""
@@ -140,10 +148,11 @@ class Calibration:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def calibrate(pred, true, spread, groups, coverage: float, seed: int) -> Calibration:
+def calibrate(pred, true, spread, groups, coverage: float, seed: int, frame_sizes=()) -> Calibration:
     """Radii and AoP interval from held-out frames: predicted and true points (n, 3, 2), the
     spreads (n, 3) (NaN for coordinate-output variants) and each frame's acquisition; the
-    scores are those of one frame per acquisition, drawn with ``seed``."""
+    scores are those of one frame per acquisition, drawn with ``seed``. ``frame_sizes``: the
+    frames' (width, height), recorded so that prediction can say when a frame is of another."""
     errors = radial_errors(pred, true)
     spread = np.asarray(spread, dtype=np.float64)
     chosen = one_per_acquisition(groups, seed)
@@ -157,7 +166,8 @@ def calibrate(pred, true, spread, groups, coverage: float, seed: int) -> Calibra
         use_scaled = mean_scaled is not None and mean_scaled < plain
         landmarks[name] = LandmarkRadius(use_scaled, scaled if use_scaled else plain, plain, mean_scaled)
     aop = conformal_quantile(aop_errors(pred, true)[chosen], coverage)
-    return Calibration(float(coverage), landmarks, aop, len(errors), len(chosen))
+    sizes = tuple(sorted({(int(width), int(height)) for width, height in frame_sizes}))
+    return Calibration(float(coverage), landmarks, aop, len(errors), len(chosen), sizes)
 
 
 def coverage_columns(pred, true, spread, calibration: Calibration) -> dict[str, np.ndarray]:

@@ -193,7 +193,7 @@ def run(model_dir: str | Path, paths: Sequence[str | Path], out: str | Path, *, 
     model = load_trained_model(weights, device=None if device == "auto" else device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    failed, tables = 0, []
+    failed, tables, other_sizes = 0, [], set()
     listing = find_frames(paths)
     for start in progress(range(0, len(listing), batch_size), desc="predict"):
         frames = []
@@ -205,6 +205,14 @@ def run(model_dir: str | Path, paths: Sequence[str | Path], out: str | Path, *, 
                 failed += 1
         if not frames:
             continue
+        for frame in frames:
+            height, width = frame.grey.shape
+            if calibrated is not None and not calibrated.fits(width, height) and (width, height) not in other_sizes:
+                other_sizes.add((width, height))
+                calibrated_on = ", ".join(f"{w}x{h}" for w, h in calibrated.frame_sizes)
+                log(f"iugc predict: {frame.name} and any other frame of {width}x{height} px: the radii were "
+                    f"calibrated on frames of {calibrated_on} px, so their coverage on this size is unknown "
+                    "(the AoP interval is in degrees, whatever the size)")
         table = predict_frames(model, frames, pixel_spacing_mm, calibrated, flag)
         for frame, aop in zip(frames, table["AoP"]):
             draw_overlay(frame, aop, out / "overlays" / f"{Path(frame.name).with_suffix('')}.png",

@@ -35,7 +35,7 @@ def calibrate(view, *, variant, seed, dataset, split, model, out):
     pred, spread = trained.predict(val, with_spread=True)
     # One frame per acquisition is drawn with the job's seed (conformal.py: why).
     calibration = conformal_calibration(pred, true_points(val), spread, val["group"], view["evaluate"]["coverage"],
-                                        seed=int(seed))
+                                        seed=int(seed), frame_sizes=zip(val["width"], val["height"]))
     # The digest ties the calibration to the weights it holds for: prediction refuses another model.
     calibration.save(Path(out) / CALIBRATION_FILE, variant=variant, seed=int(seed), split="val",
                      model_sha256=file_sha256(model_file))
