@@ -8,8 +8,8 @@ import pytest
 from dataset_builders import write_dataset
 from iugc.config import load_preset
 from iugc.data.labels import load_labels
-from iugc.data.splits import (acquisition_groups, aop_strata, assign_groups, hamming_distances,
-                              perceptual_hashes, split_frames)
+from iugc.data.splits import (acquisition_groups, aop_strata, assign_groups, hamming_distances, id_blocks,
+                              nearest_distances, perceptual_hashes, split_frames)
 
 SPLIT = load_preset("paper")["split"]
 SEED = load_preset("paper")["seed"]
@@ -109,6 +109,34 @@ def test_hamming_distances_count_differing_bits():
     bits = np.random.default_rng(2).integers(0, 2, (5, 64), dtype=np.uint8)
     expected = (bits[:, None, :] != bits[None, :, :]).sum(-1)
     np.testing.assert_array_equal(hamming_distances(bits), expected)
+
+
+def test_hamming_distances_between_two_sets_and_the_nearest_one():
+    rng = np.random.default_rng(3)
+    query, reference = rng.integers(0, 2, (4, 64), dtype=np.uint8), rng.integers(0, 2, (6, 64), dtype=np.uint8)
+    expected = (query[:, None, :] != reference[None, :, :]).sum(-1)
+    np.testing.assert_array_equal(hamming_distances(query, reference), expected)
+    np.testing.assert_array_equal(nearest_distances(query, reference), expected.min(1))
+    # Apart: a query row never counts a reference row of its own label.
+    query_labels, reference_labels = np.array(["a", "b", "c", "d"]), np.array(["a", "a", "b", "b", "b", "b"])
+    masked = np.where(query_labels[:, None] == reference_labels[None, :], 10**6, expected)
+    np.testing.assert_array_equal(nearest_distances(query, reference, apart=(query_labels, reference_labels)),
+                                  masked.min(1))
+    assert np.all(np.isinf(nearest_distances(query[:1], reference[:2], apart=(["a"], ["a", "a"]))))
+    assert np.all(np.isinf(nearest_distances(query, reference[:0])))
+
+
+def test_id_blocks_cut_consecutive_ids_into_stretches():
+    names = ["03744.png", "03749.png", "03750.png", "03799.png", "03800.png", "scan_0003.png", "scan_0049.png",
+             "scan_0050.png", "notes.png"]
+    blocks = id_blocks(names, 50)
+    assert blocks[0] == blocks[1] != blocks[2] == blocks[3] != blocks[4]
+    assert blocks[5] == blocks[6] != blocks[7]
+    assert blocks[0] != blocks[5]            # same number stretch, another prefix
+    assert len(set(blocks)) == 6 and blocks[8] not in blocks[:8]
+    assert len(set(id_blocks(names[:5], 1))) == 5
+    with pytest.raises(ValueError):
+        id_blocks(names, 0)
 
 
 def test_split_frames_hashes_the_frames_itself(tmp_path):

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -285,6 +286,27 @@ def test_iugc_predict_takes_the_model_in_reports(finished_study, tmp_path):
     iugc("predict", "--model", "reports/model", str(frames), "--out", str(tmp_path / "p"), cwd=finished_study)
     table = pd.read_csv(tmp_path / "p" / "predictions.csv")
     assert len(table) == len(pd.read_csv(finished_study / "data" / "dataset" / "labels.csv"))
+
+
+def test_the_split_audit_reads_a_finished_study(finished_study, tmp_path):
+    """benchmarks/split_audit.py on the study: every run's test frames, and, unweighted, the
+    coverage the evaluate stage measured."""
+    import pandas as pd
+
+    out = tmp_path / "audit.json"
+    result = run([sys.executable, str(finished_study / "benchmarks" / "split_audit.py"), "--study", str(finished_study),
+                  "--block", "10", "--halves", "5", "--json", str(out)], cwd=tmp_path)
+    assert "MRE px" in result.stdout
+    figures = json.loads(out.read_text())
+    splits = pd.read_csv(finished_study / "results" / "split" / "splits.csv")
+    assert figures["n_test"] == int((splits["subset"] == "test").sum())
+    evaluated = sorted((finished_study / "results" / "eval").glob("*/seed*/metrics.json"))
+    assert set(figures["variants"]) == {path.parent.parent.name for path in evaluated}
+    for variant, entry in figures["variants"].items():
+        measured = [json.loads(path.read_text())["coverage"]["ps1"]["coverage"]
+                    for path in evaluated if path.parent.parent.name == variant]
+        assert entry["covered_ps1"][0] == pytest.approx(np.mean(measured))
+        assert all(0.0 <= value <= 1.0 for value in entry["covered_ps1"])
 
 
 # Bullets of a folder README that name files a study on the phantom does not write.

@@ -41,11 +41,40 @@ def perceptual_hashes(image_paths, hash_size: int) -> np.ndarray:
         for path in image_paths]).astype(np.uint8)
 
 
-def hamming_distances(bits: np.ndarray) -> np.ndarray:
-    """(N, N) Hamming distances between rows of 0/1 bits, by two matrix products."""
+def id_blocks(filenames, block: int) -> np.ndarray:
+    """A label per frame for its stretch of ``block`` consecutive IDs: the file name's prefix and
+    trailing number // ``block`` (``03744.png`` and ``03749.png`` share one at 50; ``03750.png``
+    starts the next). A name without a trailing number is a stretch of its own. Consecutive IDs
+    are one stretch of recording (a session, a setting), so a dataset's frames kept apart for
+    unseen evaluation may be whole blocks of them, which no study's split sees."""
+    if block < 1:
+        raise ValueError(f"a block holds at least one ID, got {block}")
+    labels = []
+    for name in filenames:
+        prefix, number, whole = _frame_order_key(name)
+        labels.append(f"{prefix}#{number // block}" if number >= 0 else whole)
+    return np.array(labels, dtype=object)
+
+
+def hamming_distances(bits: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
+    """(N, M) Hamming distances between rows of 0/1 bits and rows of ``other`` (default: ``bits``
+    itself, N x N), by two matrix products."""
     ones = bits.astype(np.float32)
-    different = ones @ (1 - ones).T
-    return np.rint(different + different.T).astype(np.int64)
+    others = ones if other is None else other.astype(np.float32)
+    return np.rint(ones @ (1 - others).T + (1 - ones) @ others.T).astype(np.int64)
+
+
+def nearest_distances(query: np.ndarray, reference: np.ndarray, apart=None) -> np.ndarray:
+    """Each query row's Hamming distance to its nearest reference row (bits as from
+    ``perceptual_hashes``); ``apart`` (query labels, reference labels): count only reference rows
+    whose label differs from the query row's. Infinite where no reference row counts."""
+    distances = hamming_distances(query, reference).astype(np.float64)
+    if apart is not None:
+        query_labels, reference_labels = (np.asarray(labels) for labels in apart)
+        distances[query_labels[:, None] == reference_labels[None, :]] = np.inf
+    if distances.shape[1] == 0:
+        return np.full(len(query), np.inf)
+    return distances.min(axis=1)
 
 
 def _connected(n_nodes: int, pairs_a: np.ndarray, pairs_b: np.ndarray) -> np.ndarray:

@@ -1,0 +1,58 @@
+"""benchmarks/split_audit.py's arithmetic: reweighting one distribution to another, the effective
+number of weighted frames, and the nearness-scaled radius against the plain one. Its run on a
+finished study is in test_study.py."""
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "split_audit.py"
+
+
+@pytest.fixture(scope="module")
+def audit():
+    spec = importlib.util.spec_from_file_location("split_audit", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shift_weights_give_the_source_the_targets_shares(audit):
+    rng = np.random.default_rng(0)
+    source = rng.integers(4, 16, 400)
+    target = rng.integers(8, 20, 300)             # farther on the whole; beyond the source's top too
+    weights, edges = audit.shift_weights(source, target, n_bins=4)
+    bins_source, bins_target = np.searchsorted(edges, source, "right"), np.searchsorted(edges, target, "right")
+    for b in range(len(edges) + 1):
+        assert np.sum(weights[bins_source == b]) / len(source) == pytest.approx(np.mean(bins_target == b))
+    assert np.sum(weights) == pytest.approx(len(source))
+    # Alike distributions: weights near one, and the effective count near the count.
+    same, _ = audit.shift_weights(source, source)
+    np.testing.assert_allclose(same, 1.0)
+    assert audit.effective_frames(same) == pytest.approx(len(source))
+    assert audit.effective_frames([1.0, 1.0, 0.0, 0.0]) == pytest.approx(2.0)
+
+
+def test_weighted_mean_leaves_undefined_values_out(audit):
+    assert audit.weighted_mean([1.0, 3.0, math.nan], [1.0, 3.0, 5.0]) == pytest.approx(2.5)
+    assert math.isnan(audit.rank_correlation([1, 1, 1, 1], [1, 2, 3, 4]))
+    assert audit.rank_correlation([1, 2, 3, 4], [10, 20, 30, 50]) == pytest.approx(1.0)
+
+
+def test_a_nearness_that_scales_the_error_narrows_the_radii(audit):
+    """Errors proportional to the nearness: the scaled radius is tight where frames are near, so
+    its mean is well under the plain radius's; errors unrelated to it: no gain (about 1 or more)."""
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(120), 2)
+    nearness = np.repeat(rng.integers(5, 20, 120), 2).astype(float)
+    tracking = nearness * rng.uniform(0.8, 1.2, len(groups))
+    unrelated = rng.uniform(5, 20, len(groups))
+    assert audit.nearness_radius_ratio(tracking, nearness, groups, 0.9, halves=50, seed=0) < 0.9
+    assert audit.nearness_radius_ratio(unrelated, nearness, groups, 0.9, halves=50, seed=0) > 1.0
+    # Too few acquisitions in a half for a finite 90 % radius: no ratio.
+    assert math.isnan(audit.nearness_radius_ratio(tracking[:8], nearness[:8], groups[:8], 0.9, halves=5, seed=0))
+    assert math.isnan(audit.nearness_radius_ratio(tracking[:2], nearness[:2], groups[:2], 0.9, halves=5, seed=0))
