@@ -69,3 +69,9 @@ def test_pretraining_steps_under_float16_autocast_with_a_live_scaler(tmp_path):
     mask = (torch.rand(2, 1, 64, 64) > 0.5).float()
     losses = method.step({"images": images, "mask": mask})
     assert torch.isfinite(losses["loss"]) and losses["loss"].dtype == torch.float32
+    # A step whose gradients overflow is skipped by the scaler, and the schedule waits for it.
+    steps, scale = method.scheduler.last_epoch, method.scaler.get_scale()
+    method.step({"images": torch.full_like(images, float("nan")), "mask": mask})
+    assert method.scaler.get_scale() < scale and method.scheduler.last_epoch == steps
+    method.step({"images": images, "mask": mask})
+    assert method.scheduler.last_epoch == steps + 1

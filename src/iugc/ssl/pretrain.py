@@ -164,9 +164,13 @@ class PretrainMethod(StatefulParts):
             loss = self.model(**batch)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        scale = self.scaler.get_scale()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.scheduler.step()
+        # A step the scaler skipped (inf or NaN gradients; it then lowers its scale) is no step
+        # of the schedule: the cosine runs over the updates the weights received.
+        if self.scaler.get_scale() >= scale:
+            self.scheduler.step()
         return {"loss": loss.detach()}
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
