@@ -106,6 +106,23 @@ def nearness_radius_ratio(error, nearness, groups, coverage: float, halves: int,
     return float(np.median(ratios)) if ratios else math.nan
 
 
+def nearness(subsets: dict[str, pd.DataFrame], hash_size: int, block: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per test frame (``filename``): the distance to its nearest training frame (``nearness``)
+    and the number of training frames in its block of IDs (``train_in_block``); and, per held-out
+    frame (validation and test), the distance to its nearest training frame outside its block."""
+    train, test = subsets["train"], subsets["test"]
+    held_out = pd.concat([subsets["val"], test], ignore_index=True)
+    train_bits = perceptual_hashes(train["image_path"], hash_size)
+    held_bits = perceptual_hashes(held_out["image_path"], hash_size)
+    train_blocks, held_blocks = id_blocks(train["filename"], block), id_blocks(held_out["filename"], block)
+    is_test = np.arange(len(held_out)) >= len(subsets["val"])
+    whole_block = nearest_distances(held_bits, train_bits, apart=(held_blocks, train_blocks))
+    train_in_block = pd.Series(train_blocks).value_counts()
+    frames = pd.DataFrame({"filename": test["filename"], "nearness": nearest_distances(held_bits[is_test], train_bits),
+                           "train_in_block": [int(train_in_block.get(b, 0)) for b in held_blocks[is_test]]})
+    return frames, whole_block[np.isfinite(whole_block)]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study", type=Path, required=True, help="a finished study's folder")
@@ -121,32 +138,20 @@ def main(argv=None) -> int:
         print(f"{study}: no results/eval/<variant>/seed<s>/predictions.csv; run the study first", file=sys.stderr)
         return 1
     subsets = labelled_subsets(study / "data" / "dataset", study / "results" / "split")
-    train, test = subsets["train"], subsets["test"]
-    held_out = pd.concat([subsets["val"], test], ignore_index=True)
     hash_size = params["split"]["hash_size"]
-    train_bits = perceptual_hashes(train["image_path"], hash_size)
-    held_bits = perceptual_hashes(held_out["image_path"], hash_size)
-    train_blocks = id_blocks(train["filename"], args.block)
-    held_blocks = id_blocks(held_out["filename"], args.block)
-
-    is_test = np.arange(len(held_out)) >= len(subsets["val"])
-    near_test = nearest_distances(held_bits[is_test], train_bits)
-    near_whole_block = nearest_distances(held_bits, train_bits, apart=(held_blocks, train_blocks))
-    near_whole_block = near_whole_block[np.isfinite(near_whole_block)]
-    train_in_block = pd.Series(train_blocks).value_counts()
-    frames = pd.DataFrame({"filename": test["filename"], "nearness": near_test,
-                           "train_in_block": [int(train_in_block.get(b, 0)) for b in held_blocks[is_test]]})
+    frames, near_whole_block = nearness(subsets, hash_size, args.block)
+    near_test = frames["nearness"].to_numpy()
     weights, edges = shift_weights(near_test, near_whole_block)
     frames["weight"] = weights
     coverage = params["evaluate"]["coverage"]
 
-    figures = {"block": args.block, "n_test": len(test), "n_whole_block": int(len(near_whole_block)),
+    figures = {"block": args.block, "n_test": len(frames), "n_whole_block": int(len(near_whole_block)),
                "nearness_test": np.percentile(near_test, [10, 25, 50, 75, 90]).tolist(),
                "nearness_whole_block": np.percentile(near_whole_block, [10, 25, 50, 75, 90]).tolist(),
                "bin_edges": edges.tolist(), "effective_frames": effective_frames(weights),
                "spearman_nearness": {}, "spearman_train_in_block": {}, "variants": {}}
-    print(f"{study}: {len(test)} test frames, {len(held_out)} held-out frames in {len(set(held_blocks))} blocks "
-          f"of {args.block} IDs; perceptual hash {hash_size}x{hash_size}")
+    print(f"{study}: {len(frames)} test frames; {len(near_whole_block)} held-out (validation and test) frames, "
+          f"blocks of {args.block} IDs; perceptual hash {hash_size}x{hash_size}")
     print("nearest training frame, bits (10/25/50/75/90th percentiles): test frames "
           + " / ".join(f"{v:g}" for v in figures["nearness_test"]) + "; held-out frames, their own block kept apart "
           + " / ".join(f"{v:g}" for v in figures["nearness_whole_block"])
