@@ -81,8 +81,8 @@ def copy_frames(source: Path, dst: Path, n: int) -> int:
     labels = pd.read_csv(source / LABELS).sort_values("Filename", kind="stable").reset_index(drop=True)
     chosen = labels.iloc[[round(i * (len(labels) - 1) / (n - 1)) for i in range(n)]]
     (dst / LABELS).parent.mkdir(parents=True)
-    for name in chosen["Filename"]:
-        shutil.copy2(source / LABELS.parent / name, dst / LABELS.parent / name)
+    for name in chosen["Filename"]:  # contents only, not the mode: the source may be read-only
+        shutil.copyfile(source / LABELS.parent / name, dst / LABELS.parent / name)
     chosen.to_csv(dst / LABELS, index=False)
     (dst / "README.md").write_text(f"# {n} frames of {source.name} (device check)\n")
     return len(chosen)

@@ -99,8 +99,8 @@ def test_make_study_with_data_runs_on_real_frames(smoke_copy, psfhs_root, tmp_pa
     labelled.mkdir(parents=True)
     labels = pd.read_csv(psfhs_root / "Training" / "Labeled cases" / "label.csv")
     chosen = labels.iloc[::12].head(70)  # frames from across the set
-    for name in chosen["Filename"]:
-        shutil.copy2(psfhs_root / "Training" / "Labeled cases" / name, labelled / name)
+    for name in chosen["Filename"]:  # contents only: the shared frames may be read-only, and this copy gets damaged
+        shutil.copyfile(psfhs_root / "Training" / "Labeled cases" / name, labelled / name)
     chosen.to_csv(labelled / "label.csv", index=False)
     (tree / "README.md").write_text("# A few PSFHS frames\n")
 
