@@ -10,7 +10,8 @@ with each heatmap model of the study and prints, per variant (seeds pooled) and 
 - the share of the soft-argmax's distribution within 4 heatmap sigmas of the predicted point
   (``models.heads.mass_near``; an encoded target holds all of it there);
 - Spearman's rank correlation of the spread with the radial error (what the report's confidence
-  table gives).
+  table gives), and of the two peak figures (low peak, little mass near: the network hesitates)
+  with it: whether a frame's peak says more about its error than the spread does.
 
     python benchmarks/heatmap_peaks.py --study PATH [--json FILE]
 """
@@ -85,18 +86,24 @@ def main(argv=None) -> int:
 
     print(f"{study}: {len(test)} test frames; mass within {radius:g} heatmap px (4 sigma) of the point; "
           "an encoded target: peak 1, mass 1")
-    print("| variant | " + " | ".join(f"{n.upper()} peak / mass near / Spearman" for n in LANDMARKS) + " |")
+    print("Spearman with the radial error: of the spread, of a low peak, of little mass near")
+    print("| variant | " + " | ".join(f"{n.upper()} peak / mass near / Spearman spread / peak / mass"
+                                     for n in LANDMARKS) + " |")
     print("|---|" + "---|" * len(LANDMARKS))
     table = {}
     for variant, entry in pooled.items():
         figures = {name: np.concatenate(values) for name, values in entry.items()}
         cells, table[variant] = [], {}
         for j, name in enumerate(LANDMARKS):
-            rho = float(spearmanr(figures["spread"][:, j], figures["error"][:, j]).statistic)
+            error = figures["error"][:, j]
+            rho = float(spearmanr(figures["spread"][:, j], error).statistic)
             row = {"peak": float(figures["peak"][:, j].mean()), "mass_near": float(figures["near"][:, j].mean()),
-                   "spearman_spread_error": rho}
+                   "spearman_spread_error": rho,
+                   "spearman_low_peak_error": float(spearmanr(-figures["peak"][:, j], error).statistic),
+                   "spearman_little_mass_near_error": float(spearmanr(-figures["near"][:, j], error).statistic)}
             table[variant][name] = row
-            cells.append(f"{row['peak']:.2f} / {row['mass_near']:.2f} / {rho:+.2f}")
+            cells.append(f"{row['peak']:.2f} / {row['mass_near']:.2f} / {rho:+.2f} / "
+                         f"{row['spearman_low_peak_error']:+.2f} / {row['spearman_little_mass_near_error']:+.2f}")
         print(f"| {variant} | " + " | ".join(cells) + " |")
     if args.json:
         args.json.write_text(json.dumps({"radius_heatmap_px": radius, "n_frames": len(test),
