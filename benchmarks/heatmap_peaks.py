@@ -97,7 +97,8 @@ def main(argv=None) -> int:
         for j, name in enumerate(LANDMARKS):
             error = figures["error"][:, j]
             rho = float(spearmanr(figures["spread"][:, j], error).statistic)
-            row = {"peak": float(figures["peak"][:, j].mean()), "mass_near": float(figures["near"][:, j].mean()),
+            row = {"mre_px": float(error.mean()),  # what the evaluate stage measured: the same frames and points
+                   "peak": float(figures["peak"][:, j].mean()), "mass_near": float(figures["near"][:, j].mean()),
                    "spearman_spread_error": rho,
                    "spearman_low_peak_error": float(spearmanr(-figures["peak"][:, j], error).statistic),
                    "spearman_little_mass_near_error": float(spearmanr(-figures["near"][:, j], error).statistic)}
