@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import fcntl
 import os
 import shutil
 import tempfile
@@ -45,16 +46,31 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def finished_study(repo_root, tmp_path_factory) -> Path:
     """The smoke study on the phantom, run by Snakemake in a copy of the repository (committed to
-    git as a fresh clone is). Tests that use it copy it first (``study.copy_study``); they live in
-    one file, test_study.py, which one worker runs, so the study is built once."""
+    git as a fresh clone is). Tests that use it copy it first (``study.copy_study``) or only read
+    it. It is built once per test run, in the folder the test workers share: the first worker to
+    ask builds it under a lock, and a worker asking meanwhile waits (test_study.py's worker asks
+    first; the few tests in other files come late in the other worker's queue)."""
     from study import commit_all, copy_tracked, iugc, snakemake
 
-    work = copy_tracked(repo_root, tmp_path_factory.mktemp("finished") / "study")
-    iugc("params", "--preset", "smoke", cwd=work)
-    iugc("dvc-yaml", cwd=work)
-    commit_all(work)
-    snakemake("--cores", "2", cwd=work)
+    shared = run_folder(tmp_path_factory)
+    work, built = shared / "finished-study", shared / "finished-study.built"
+    with open(shared / "finished-study.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also on a failed build
+        if not built.is_file():
+            shutil.rmtree(work, ignore_errors=True)  # what a failed build left
+            copy_tracked(repo_root, work)
+            iugc("params", "--preset", "smoke", cwd=work)
+            iugc("dvc-yaml", cwd=work)
+            commit_all(work)
+            snakemake("--cores", "2", cwd=work)
+            built.touch()
     return work
+
+
+def run_folder(tmp_path_factory) -> Path:
+    """The temporary folder of this test run: the workers' own folders lie in it."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if base.name.startswith("popen-gw") else base
 
 
 # The calibration test's figures (tests/test_calibration.py), shown in the run's summary, also
@@ -63,8 +79,7 @@ FIGURES_FILE = "calibration-figures.txt"
 
 
 def figures_file(tmp_path_factory) -> Path:
-    base = tmp_path_factory.getbasetemp()
-    return (base.parent if base.name.startswith("popen-gw") else base) / FIGURES_FILE
+    return run_folder(tmp_path_factory) / FIGURES_FILE
 
 
 def pytest_terminal_summary(terminalreporter, config):

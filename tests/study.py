@@ -2,6 +2,8 @@
 it with the project's environment, and what Snakemake and DVC say they would run or ran."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -9,10 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+from iugc.config import load_params, params_hash
 from iugc.stages.registry import get_stage
 
 BIN = Path(sys.executable).parent
 VENV = BIN.parent
+V2 = "v2_moco_cbam_adv"  # the adversarial variant: the one a change of finetune.lambda_adv touches
 
 
 # The test repositories' commits need an author; a user's machine may have none configured, and
@@ -102,3 +108,22 @@ def snakemake_plan(cwd) -> set[str]:
 
 def dvc_ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def set_param(work, section: str, key: str, value) -> dict:
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params[section][key] = value
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def assert_report_is_current(work):
+    """Nothing left to run, and the report records the parameters in force."""
+    assert snakemake_plan(work) == set()
+    provenance = json.loads((work / "reports" / "provenance.json").read_text())
+    report = get_stage("report")
+    assert provenance["params_hash"] == params_hash(report.view(load_params(work / "params.yaml"), {}))

@@ -2,7 +2,7 @@
 workflow/profiles/slurm-local/local-cluster.sh), compared with a local run of the same commit; and
 the smoke study on real frames with one command (`make study DATA=...`).
 
-These tests share a worker apart from test_study.py's (`make test` distributes by file). The
+These tests run on one worker (`make test` distributes by file), usually not test_study.py's. The
 Slurm one (marker `slurm`) needs root and a machine with no Slurm or munge of its own: `make test`
 leaves it out, `make test-cluster` runs it alone (CI runs both).
 """
