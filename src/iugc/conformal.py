@@ -30,9 +30,9 @@ that the G scores and the score of a random frame of a new acquisition are excha
 acquisitions are, and the finite-sample guarantee holds exactly with n = G ("subsampling once"
 in Dunn, Wasserman and Ramdas's treatment of two-level data, JASA 2022). Pooling every frame
 with each acquisition weighing 1 / G keeps more data but has no such guarantee, and where frames
-of one acquisition differ it over-covers at these G (about 0.97 against 0.93 in a simulation
-of 12 acquisitions of 3 frames, log-normal errors varying by a factor ~1.3-1.8 within one);
-counting frames as units under-covers new acquisitions (tests/test_conformal.py). The guarantee
+of one acquisition differ it over-covers at these G (0.95 against 0.92 in the simulation of
+tests/test_conformal.py: 12 acquisitions of 3 frames, log error sd 0.3 within one);
+counting frames as units under-covers new acquisitions (the same file). The guarantee
 is for a new frame from a new acquisition exchangeable with the calibration acquisitions: the
 same scanner, settings and population, not another hospital.
 
