@@ -274,6 +274,23 @@ def test_the_heatmap_peaks_benchmark_reads_a_finished_study(finished_study, tmp_
                        ("spearman_spread_error", "spearman_low_peak_error", "spearman_little_mass_near_error"))
 
 
+def test_the_coverage_resplit_benchmark_reads_a_finished_study(finished_study, tmp_path):
+    """benchmarks/coverage_resplit.py on the study: every run, beside the coverage its evaluate
+    stage measured, and re-drawn coverages that are shares."""
+    out = tmp_path / "resplit.json"
+    run([sys.executable, str(finished_study / "benchmarks" / "coverage_resplit.py"), "--study", str(finished_study),
+         "--repetitions", "20", "--json", str(out)], cwd=tmp_path)
+    figures = json.loads(out.read_text())
+    evaluated = sorted((finished_study / "results" / "eval").glob("*/seed*/metrics.json"))
+    assert set(figures["variants"]) == {path.parent.parent.name for path in evaluated}
+    for variant, entry in figures["variants"].items():
+        runs = [json.loads(path.read_text())["coverage"] for path in evaluated if path.parent.parent.name == variant]
+        for key in ("ps1", "ps2", "fh1", "aop"):
+            assert entry[key]["study"] == pytest.approx(np.mean([measured[key]["coverage"] for measured in runs]))
+            assert 0.0 <= entry[key]["p05"] <= entry[key]["mean"] <= entry[key]["p95"] <= 1.0
+            assert 0.0 <= entry[key]["in_band"] <= 1.0
+        assert 0.0 <= entry["all_in_band"] <= 1.0
+
 # Bullets of a folder README that name files a study on the phantom does not write.
 ELSEWHERE = ("PSFHS only", "make bench")
 KNOWN = re.compile(r"\.(csv|json|md|tex|pt|ts|onnx|zip|png|log|html|tsv|yaml)$")
