@@ -1,8 +1,8 @@
 """A failed job of the study never leaves stale results, replayed on the finished smoke study.
 
-Apart from test_study.py so that the second test worker can run it: both share the one finished
-study (``finished_study`` in conftest.py builds it once per test run), and this file's job, two
-trainings run again, is the largest of that file's.
+Apart from test_study.py so that the other test worker can run it: it trains twice again, the
+longest of the replays. Both files use the one finished study (``finished_study`` in conftest.py,
+built once per test run).
 """
 from __future__ import annotations
 
