@@ -74,19 +74,18 @@ def run_folder(tmp_path_factory) -> Path:
 
 
 # The calibration test's figures (tests/test_calibration.py), shown in the run's summary, also
-# when xdist workers ran it: each worker writes its lines beside its own temp folder.
-FIGURES_FILE = "calibration-figures.txt"
+# when xdist workers ran it: they append to one file in the main process's caches folder (the
+# workers inherit its path). Not in pytest's folder: on success (tmp_path_retention_policy) that
+# is removed before the summary is written.
+os.environ.setdefault("IUGC_TEST_FIGURES", str(_CACHES / "calibration-figures.txt"))
 
 
-def figures_file(tmp_path_factory) -> Path:
-    return run_folder(tmp_path_factory) / FIGURES_FILE
+def figures_file() -> Path:
+    return Path(os.environ["IUGC_TEST_FIGURES"])
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    factory = getattr(config, "_tmp_path_factory", None)
-    if factory is None:
-        return
-    path = figures_file(factory)
+    path = figures_file()
     if path.is_file():
         terminalreporter.section("calibration of the claims' intervals and tests")
         for line in sorted(path.read_text().splitlines()):

@@ -48,30 +48,30 @@ def simulate(sd, effect=0.0, repetitions=REPETITIONS, seed=2026):
     return covered / repetitions, significant / repetitions
 
 
-def report(tmp_path_factory, line: str) -> None:
+def report(line: str) -> None:
     """Print the figure, and keep it for the run's summary (conftest.py), where CI shows it."""
     from conftest import figures_file
 
     print(line)
-    with figures_file(tmp_path_factory).open("a") as out:
+    with figures_file().open("a") as out:
         out.write(line + "\n")
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_interval_and_test_hold_their_level(scenario, tmp_path_factory):
+def test_interval_and_test_hold_their_level(scenario):
     coverage, type_one = simulate(SCENARIOS[scenario])
-    report(tmp_path_factory, f"{scenario}: coverage of the 95 % interval {coverage:.3f}, p < 0.05 under no effect "
+    report(f"{scenario}: coverage of the 95 % interval {coverage:.3f}, p < 0.05 under no effect "
            f"{type_one:.3f} ({REPETITIONS} synthetic studies of 3 seeds x 10 acquisitions)")
     upper = 0.995 if scenario == "frame noise only" else 0.98
     assert 0.93 <= coverage <= upper
     assert type_one <= 0.06
 
 
-def test_the_test_has_power(tmp_path_factory):
+def test_the_test_has_power():
     """A true difference of 1.5 acquisition sd (acquisition dominant; 1000 studies): the test finds
     it in most studies, and the interval still covers it."""
     coverage, power = simulate(SCENARIOS["acquisition dominates"], effect=1.5, repetitions=1000)
-    report(tmp_path_factory, f"power against a difference of 1.5 acquisition sd: {power:.3f} "
+    report(f"power against a difference of 1.5 acquisition sd: {power:.3f} "
            f"(coverage {coverage:.3f}, 1000 synthetic studies)")
     assert power >= 0.8
     assert 0.93 <= coverage <= 0.98
@@ -106,7 +106,7 @@ def true_share(share, concentration=20.0, seed_sd=0.3, draws=400_000, seed=7):
     (16, (1, 10), 0.9, 0.90),   # a small split of larger acquisitions
     (16, (1, 10), 0.97, 0.88),  # near 1 on few acquisitions: the known shortfall (metrics.share_ci)
 ])
-def test_coverage_share_interval_holds_its_level(n_groups, sizes, share, low, tmp_path_factory):
+def test_coverage_share_interval_holds_its_level(n_groups, sizes, share, low):
     """The interval the report puts on the achieved coverage of the calibrated radii (1000 studies)."""
     from iugc.metrics import share_ci
 
@@ -116,6 +116,6 @@ def test_coverage_share_interval_holds_its_level(n_groups, sizes, share, low, tm
         lo, hi = share_ci(covered, groups, 0.95)
         assert 0.0 <= lo <= hi <= 1.0
         hits += lo <= truth <= hi
-    report(tmp_path_factory, f"coverage share {share} on {n_groups} acquisitions of {sizes[0]}-{sizes[1]} frames: "
+    report(f"coverage share {share} on {n_groups} acquisitions of {sizes[0]}-{sizes[1]} frames: "
            f"95 % interval covers {hits / 1000:.3f} (1000 synthetic studies of 3 seeds)")
     assert low <= hits / 1000 <= 0.985
