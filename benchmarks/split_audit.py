@@ -22,7 +22,8 @@ optimistic for such frames. This script measures it on a finished study:
 4. nearness as a confidence: per run and landmark, the mean radius calibrated on the error
    divided by the nearness over the plain radius, both at the study's coverage, calibrated on
    one frame of each of half the test acquisitions and measured on the other half (``--halves``
-   random halves; below 1: nearness would make the radii more informative).
+   random halves, ``conformal.scaled_width_ratio``; below 1: nearness would make the radii more
+   informative).
 
 It reads the study's split, its data manifest and the evaluate stage's per-frame tables
 (``results/eval/<variant>/seed<s>/predictions.csv``); it trains and predicts nothing.
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -42,7 +42,7 @@ import pandas as pd
 import yaml
 from scipy.stats import spearmanr
 
-from iugc.conformal import conformal_quantile, one_per_acquisition
+from iugc.conformal import scaled_width_ratio
 from iugc.data.manifest import labelled_subsets
 from iugc.data.splits import id_blocks, nearest_distances, perceptual_hashes
 from iugc.geometry import LANDMARKS
@@ -83,27 +83,6 @@ def rank_correlation(a, b) -> float:
     if defined.sum() < 3 or np.ptp(a[defined]) == 0 or np.ptp(b[defined]) == 0:
         return float("nan")
     return float(spearmanr(a[defined], b[defined]).statistic)
-
-
-def nearness_radius_ratio(error, nearness, groups, coverage: float, halves: int, seed: int) -> float:
-    """Median over ``halves`` random halves of the acquisitions: mean radius of the error scaled
-    by nearness over the plain radius, both calibrated on one frame per acquisition of one half
-    and averaged over the other half's frames. NaN where half the acquisitions are too few for a
-    finite radius (or there are fewer than two)."""
-    error, scale, groups = np.asarray(error, np.float64), np.maximum(nearness, 1.0), np.asarray(groups)
-    labels = np.unique(groups)
-    if len(labels) < 2:
-        return math.nan
-    rng = np.random.default_rng(seed)
-    ratios = []
-    for _ in range(halves):
-        inside = np.isin(groups, rng.choice(labels, len(labels) // 2, replace=False))
-        chosen = np.flatnonzero(inside)[one_per_acquisition(groups[inside], int(rng.integers(2**31)))]
-        plain = conformal_quantile(error[chosen], coverage)
-        scaled = conformal_quantile(error[chosen] / scale[chosen], coverage)
-        if math.isfinite(plain) and math.isfinite(scaled):
-            ratios.append(np.mean(scaled * scale[~inside]) / plain)
-    return float(np.median(ratios)) if ratios else math.nan
 
 
 def nearness(subsets: dict[str, pd.DataFrame], hash_size: int, block: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -179,8 +158,9 @@ def main(argv=None) -> int:
         pooled = pd.concat(seeds, ignore_index=True)
         entry = {key: [float(pooled[key].mean()), weighted_mean(pooled[key], pooled["weight"])]
                  for key in ("mre", "aop_error", *COVERED)}
-        entry["radius_ratio"] = {name: [nearness_radius_ratio(run[f"re_{name}"], run["nearness"], run["group"],
-                                                              coverage, args.halves, seed=100 * number + k)
+        # Nearness 0 (an identical hash) would make a zero radius: floored at one bit.
+        entry["radius_ratio"] = {name: [scaled_width_ratio(run[f"re_{name}"], np.maximum(run["nearness"], 1.0),
+                                                           run["group"], coverage, args.halves, seed=100 * number + k)
                                         for k, run in enumerate(seeds)] for name in LANDMARKS}
         figures["variants"][variant] = entry
         print(f"| {variant} | " + " | ".join(f"{a:.2f} -> {b:.2f}" for a, b in (entry[k] for k in ("mre", "aop_error", *COVERED)))

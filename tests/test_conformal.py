@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from iugc.conformal import (Calibration, aop_decisions, calibrate, chance_range, conformal_level, conformal_quantile,
-                            coverage_columns, flagging, one_per_acquisition, resplit_coverage, stratified_draw)
+                            coverage_columns, flagging, one_per_acquisition, resplit_coverage,
+                            scaled_width_ratio, stratified_draw)
 
 DRAWS = 4000
 
@@ -311,3 +312,18 @@ def test_one_studys_coverage_lands_in_its_chance_range_nine_times_in_ten(n_calib
     assert chance_range(8, test_sizes, 0.9) == (1.0, 1.0)   # too few acquisitions: infinite radii cover all
     half_low, half_high = chance_range(n_calibration, test_sizes, 0.9, level=0.5)   # the central half
     assert low < half_low <= half_high <= high
+
+
+def test_a_scale_that_tracks_the_error_narrows_the_widths_and_one_that_does_not_widens_them():
+    """Errors proportional to a frame's scale: the scaled width is tight where the scale is small,
+    so its mean is well under the plain width; errors unrelated to it: no gain (1 or more)."""
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(120), 2)
+    scale = np.repeat(rng.integers(5, 20, 120), 2).astype(float)
+    tracking = scale * rng.uniform(0.8, 1.2, len(groups))
+    unrelated = rng.uniform(5, 20, len(groups))
+    assert scaled_width_ratio(tracking, scale, groups, 0.9, halves=50, seed=0) < 0.9
+    assert scaled_width_ratio(unrelated, scale, groups, 0.9, halves=50, seed=0) > 1.0
+    # Too few acquisitions in a half for a finite 90 % width: no ratio.
+    assert math.isnan(scaled_width_ratio(tracking[:8], scale[:8], groups[:8], 0.9, halves=5, seed=0))
+    assert math.isnan(scaled_width_ratio(tracking[:2], scale[:2], groups[:2], 0.9, halves=5, seed=0))

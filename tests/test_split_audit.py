@@ -1,6 +1,7 @@
-"""benchmarks/split_audit.py's arithmetic: reweighting one distribution to another, the effective
-number of weighted frames, and the nearness-scaled radius against the plain one. Its run on a
-finished study is in test_study.py."""
+"""benchmarks/split_audit.py's arithmetic: reweighting one distribution to another and the effective
+number of weighted frames. The nearness-scaled radius against the plain one is
+``conformal.scaled_width_ratio`` (test_conformal.py); the script's run on a finished study is in
+test_study.py."""
 from __future__ import annotations
 
 import importlib.util
@@ -41,18 +42,3 @@ def test_weighted_mean_leaves_undefined_values_out(audit):
     assert audit.weighted_mean([1.0, 3.0, math.nan], [1.0, 3.0, 5.0]) == pytest.approx(2.5)
     assert math.isnan(audit.rank_correlation([1, 1, 1, 1], [1, 2, 3, 4]))
     assert audit.rank_correlation([1, 2, 3, 4], [10, 20, 30, 50]) == pytest.approx(1.0)
-
-
-def test_a_nearness_that_scales_the_error_narrows_the_radii(audit):
-    """Errors proportional to the nearness: the scaled radius is tight where frames are near, so
-    its mean is well under the plain radius's; errors unrelated to it: no gain (about 1 or more)."""
-    rng = np.random.default_rng(1)
-    groups = np.repeat(np.arange(120), 2)
-    nearness = np.repeat(rng.integers(5, 20, 120), 2).astype(float)
-    tracking = nearness * rng.uniform(0.8, 1.2, len(groups))
-    unrelated = rng.uniform(5, 20, len(groups))
-    assert audit.nearness_radius_ratio(tracking, nearness, groups, 0.9, halves=50, seed=0) < 0.9
-    assert audit.nearness_radius_ratio(unrelated, nearness, groups, 0.9, halves=50, seed=0) > 1.0
-    # Too few acquisitions in a half for a finite 90 % radius: no ratio.
-    assert math.isnan(audit.nearness_radius_ratio(tracking[:8], nearness[:8], groups[:8], 0.9, halves=5, seed=0))
-    assert math.isnan(audit.nearness_radius_ratio(tracking[:2], nearness[:2], groups[:2], 0.9, halves=5, seed=0))

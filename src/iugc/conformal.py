@@ -309,3 +309,28 @@ def resplit_coverage(pred, true, spread, groups, coverage: float, n_calibration:
         low, high = fitted.aop_interval(aop_from_landmarks(pred[~inside]))
         achieved["aop"][k] = np.mean((low <= aop_truth[~inside]) & (aop_truth[~inside] <= high))
     return achieved
+
+
+def scaled_width_ratio(values, scale, groups, coverage: float, halves: int, seed: int) -> float:
+    """Would scaling by a per-frame ``scale`` make the radii (or intervals) more informative?
+    The median over ``halves`` random halves of the acquisitions of the mean width of the
+    ``values`` (errors) scaled by ``scale`` over the plain one, both calibrated on one frame per
+    acquisition of one half and averaged over the other half's frames. Below 1: narrower at the
+    same coverage. NaN where half the acquisitions are too few for a finite width (or there are
+    fewer than two). A diagnostic of a candidate signal on held-out frames, as ``calibrate``
+    chooses between the spread-scaled radius and the plain one."""
+    values, scale, groups = (np.asarray(a) for a in (values, scale, groups))
+    values, scale = values.astype(np.float64), scale.astype(np.float64)
+    labels = np.unique(groups)
+    if len(labels) < 2:
+        return math.nan
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(halves):
+        inside = np.isin(groups, rng.choice(labels, len(labels) // 2, replace=False))
+        chosen = np.flatnonzero(inside)[one_per_acquisition(groups[inside], int(rng.integers(2**31)))]
+        plain = conformal_quantile(values[chosen], coverage)
+        scaled = conformal_quantile(values[chosen] / scale[chosen], coverage)
+        if math.isfinite(plain) and math.isfinite(scaled):
+            ratios.append(np.mean(scaled * scale[~inside]) / plain)
+    return float(np.median(ratios)) if ratios else math.nan
