@@ -291,6 +291,26 @@ def test_the_coverage_resplit_benchmark_reads_a_finished_study(finished_study, t
             assert 0.0 <= entry[key]["in_band"] <= 1.0
         assert 0.0 <= entry["all_in_band"] <= 1.0
 
+def test_the_aop_lever_arm_benchmark_reads_a_finished_study(finished_study, tmp_path):
+    """benchmarks/aop_lever_arm.py on the study: every run, every test frame whose predicted AoP
+    is defined, and figures that are what they say (a rank correlation, a positive ratio or none
+    where half the acquisitions are too few, ordered percentiles)."""
+    import pandas as pd
+
+    out = tmp_path / "lever.json"
+    run([sys.executable, str(finished_study / "benchmarks" / "aop_lever_arm.py"), "--study", str(finished_study),
+         "--halves", "20", "--json", str(out)], cwd=tmp_path)
+    figures = json.loads(out.read_text())["runs"]
+    tables = sorted((finished_study / "results" / "eval").glob("*/seed*/predictions.csv"))
+    assert set(figures) == {f"{path.parent.parent.name}/{path.parent.name}" for path in tables}
+    for path in tables:
+        entry = figures[f"{path.parent.parent.name}/{path.parent.name}"]
+        assert entry["n_frames"] == int((~pd.read_csv(path)["aop_undefined"]).sum())
+        assert -1 <= entry["spearman"] <= 1
+        assert np.isnan(entry["width_ratio"]) or entry["width_ratio"] > 0
+        assert 0 < entry["sensitivity_p05"] <= entry["sensitivity_p50"] <= entry["sensitivity_p95"]
+
+
 # Bullets of a folder README that name files a study on the phantom does not write.
 ELSEWHERE = ("PSFHS only", "make bench")
 KNOWN = re.compile(r"\.(csv|json|md|tex|pt|ts|onnx|zip|png|log|html|tsv|yaml)$")
