@@ -40,7 +40,9 @@ AoP intervals are conformal on the AoP error itself (``|AoP_pred - AoP_true|``, 
 propagated from the three radii: the worst angle over the three discs holds the true AoP whenever
 all three discs hold their points, which the union bound only puts at >= 1 - 3 (1 - coverage);
 a propagated interval's coverage would be bounded, not calibrated. Calibrating the quantity the
-clinician reads gives the stated coverage for it directly.
+clinician reads gives the stated coverage for it directly. It is one width for every frame:
+scaled by how far the frame's AoP moves per pixel of landmark error (its arms' lengths), it was
+no narrower on the real-frame studies (``benchmarks/aop_lever_arm.py``; README).
 """
 from __future__ import annotations
 
