@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -25,6 +26,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PSFHS_AOP = Path(os.environ.get("IUGC_PSFHS_AOP", REPO.parent / "shared" / "data" / "psfhs_aop"))
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """Loads a script of benchmarks/ (by its name, without .py) as a module, to test its arithmetic."""
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 
 @pytest.fixture(scope="session")

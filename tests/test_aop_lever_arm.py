@@ -2,22 +2,15 @@
 Its run on a finished study is in test_study.py."""
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "aop_lever_arm.py"
-
 
 @pytest.fixture(scope="module")
-def lever():
-    spec = importlib.util.spec_from_file_location("aop_lever_arm", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def lever(benchmark_script):
+    return benchmark_script("aop_lever_arm")
 
 
 def _triangle(arm_ps2: float, arm_fh1: float, angle_deg: float) -> np.ndarray:

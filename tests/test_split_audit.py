@@ -4,22 +4,15 @@ number of weighted frames. The nearness-scaled radius against the plain one is
 test_study.py."""
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "split_audit.py"
-
 
 @pytest.fixture(scope="module")
-def audit():
-    spec = importlib.util.spec_from_file_location("split_audit", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def audit(benchmark_script):
+    return benchmark_script("split_audit")
 
 
 def test_shift_weights_give_the_source_the_targets_shares(audit):
