@@ -291,6 +291,7 @@ def test_the_coverage_resplit_benchmark_reads_a_finished_study(finished_study, t
             assert 0.0 <= entry[key]["in_band"] <= 1.0
         assert 0.0 <= entry["all_in_band"] <= 1.0
 
+
 def test_the_aop_lever_arm_benchmark_reads_a_finished_study(finished_study, tmp_path):
     """benchmarks/aop_lever_arm.py on the study: every run, every test frame whose predicted AoP
     is defined, and figures that are what they say (a rank correlation, a positive ratio or none
